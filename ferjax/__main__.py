@@ -1,0 +1,1 @@
+import sys; from ferjax.cli import main; sys.exit(main())

@@ -1,0 +1,85 @@
+"""Typed, frozen configuration. Plain-Python presets live in `ferjax/configs/`."""
+from __future__ import annotations
+
+import dataclasses
+from typing import Literal
+
+FeatureSet = Literal["O", "O-S", "O-L", "O-S-L"]
+LabelMode = Literal["majority", "probability", "crossentropy", "multi_target"]
+ModelName = Literal["vgg13", "light"]
+ConvImpl = Literal["matmul", "lax"]
+
+FEATURE_SET_NAMES: tuple[str, ...] = ("O", "O-S", "O-L", "O-S-L")
+LABEL_MODE_NAMES: tuple[str, ...] = ("majority", "probability", "crossentropy", "multi_target")
+MODEL_NAMES: tuple[str, ...] = ("vgg13", "light")
+
+
+def _check(value, allowed, what):
+    if value not in allowed:
+        raise ValueError(f"unknown {what} {value!r}; choose one of {', '.join(allowed)}")
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    data: str = "synthetic"          # "synthetic", a FERPlus folder, or a folder with the Kaggle CSVs
+    label_mode: LabelMode = "majority"
+    features: FeatureSet = "O"
+    image_size: int = 64
+    batch_size: int = 64
+    synthetic_per_class: int = 400   # train images per class of the built-in data
+    train_subset: int = 0            # >0: use only this many training images (labelled reduced)
+
+    def __post_init__(self):
+        _check(self.features, FEATURE_SET_NAMES, "feature set")
+        _check(self.label_mode, LABEL_MODE_NAMES, "label mode")
+        if self.batch_size <= 0:
+            raise ValueError(f"batch_size must be positive, got {self.batch_size}")
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    name: ModelName = "light"
+    conv: ConvImpl = "matmul"        # "matmul": im2col matrix products (fast on CPU); "lax": nn.Conv
+
+    def __post_init__(self):
+        _check(self.name, MODEL_NAMES, "model")
+        _check(self.conv, ("matmul", "lax"), "conv implementation")
+
+
+@dataclasses.dataclass(frozen=True)
+class LossConfig:
+    lam: float = 0.0                 # center-loss weight; 0 is plain softmax (SL)
+    alpha: float = 0.5               # center update rate of Wen et al. 2016
+
+    @property
+    def name(self) -> str:
+        return "TL" if self.lam > 0 else "SL"
+
+
+@dataclasses.dataclass(frozen=True)
+class OptimConfig:
+    learning_rate: float = 3e-4
+    decay_rate: float = 0.97
+    decay_every_epochs: int = 2
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig()
+    loss: LossConfig = LossConfig()
+    optim: OptimConfig = OptimConfig()
+    epochs: int = 10
+    seed: int = 0
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "RunConfig":
+        return cls(data=DataConfig(**d["data"]), model=ModelConfig(**d["model"]),
+                   loss=LossConfig(**d["loss"]), optim=OptimConfig(**d["optim"]),
+                   epochs=d["epochs"], seed=d["seed"])
+
+    def replace(self, **kw) -> "RunConfig":
+        return dataclasses.replace(self, **kw)
