@@ -70,7 +70,12 @@ class RunConfig:
     loss: LossConfig = LossConfig()
     optim: OptimConfig = OptimConfig()
     epochs: int = 10
-    seed: int = 0
+    seed: int = 0                    # initialisation and dropout
+    data_seed: int | None = None     # shuffling and augmentation; None: the same as seed
+
+    @property
+    def data_seed_or_seed(self) -> int:
+        return self.seed if self.data_seed is None else self.data_seed
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -79,7 +84,7 @@ class RunConfig:
     def from_dict(cls, d: dict) -> "RunConfig":
         return cls(data=DataConfig(**d["data"]), model=ModelConfig(**d["model"]),
                    loss=LossConfig(**d["loss"]), optim=OptimConfig(**d["optim"]),
-                   epochs=d["epochs"], seed=d["seed"])
+                   epochs=d["epochs"], seed=d["seed"], data_seed=d.get("data_seed"))
 
     def replace(self, **kw) -> "RunConfig":
         return dataclasses.replace(self, **kw)

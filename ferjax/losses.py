@@ -1,0 +1,38 @@
+"""Softmax cross-entropy (SL) and the center loss of Wen et al. 2016 (TL = SL + lambda x CL).
+
+The class centers are not trained by the optimiser: the loss sees them as constants and
+`update_centers` moves them by Wen's rule inside the same jitted step.
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+
+def softmax_cross_entropy(logits: jax.Array, targets: jax.Array) -> jax.Array:
+    """Mean over the batch of -sum_k t_k log softmax(z)_k, for any target distribution t."""
+    return -jnp.mean(jnp.sum(targets * jax.nn.log_softmax(logits), axis=-1))
+
+
+def center_loss(features: jax.Array, labels: jax.Array, centers: jax.Array) -> jax.Array:
+    """0.5 x mean over the batch of ||f_i - c_{y_i}||^2, centers held constant."""
+    diff = features - jax.lax.stop_gradient(centers)[labels]
+    return 0.5 * jnp.mean(jnp.sum(diff * diff, axis=-1))
+
+
+def update_centers(centers: jax.Array, features: jax.Array, labels: jax.Array,
+                   alpha: jax.Array, weights: jax.Array | None = None) -> jax.Array:
+    """Wen et al. (2016), eq. 4: c_j <- c_j - alpha * sum_{i:y_i=j}(c_j - f_i) / (1 + n_j)."""
+    one_hot = jax.nn.one_hot(labels, centers.shape[0], dtype=features.dtype)
+    if weights is not None:
+        one_hot = one_hot * weights[:, None]
+    counts = one_hot.sum(axis=0)                                   # n_j
+    sums = one_hot.T @ jax.lax.stop_gradient(features)             # sum_{i:y_i=j} f_i
+    delta = (counts[:, None] * centers - sums) / (1.0 + counts[:, None])
+    return centers - alpha * delta
+
+
+def total_loss(logits, features, targets, labels, centers, lam):
+    ce = softmax_cross_entropy(logits, targets)
+    cl = center_loss(features, labels, centers)
+    return ce + lam * cl, (ce, cl)

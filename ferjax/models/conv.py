@@ -1,0 +1,57 @@
+"""3x3 SAME convolutions, selectable between XLA's convolution and matrix products.
+
+XLA:CPU runs the convolution's weight gradient far below the machine's matrix-product
+rate, and vmapping `lax.conv` over stacked weights turns it into grouped convolutions that
+are slower still. `MatmulConv3x3` writes the same convolution as im2col patches and one
+matrix product, so forward, input gradient and weight gradient are all GEMMs, and a
+vmapped sweep batches them as batched GEMMs. On GPU/TPU the library convolution ("lax")
+is the right choice. Both own the same parameters ('kernel' (3,3,Cin,Cout), 'bias'),
+so checkpoints move between them.
+"""
+from __future__ import annotations
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+KERNEL_INIT = nn.initializers.glorot_uniform()   # the FERPlus reference's initialiser
+
+
+def im2col3x3(x: jax.Array) -> jax.Array:
+    """(B,H,W,C) -> (B,H,W,9C) patches of a 3x3 SAME (zero-padded) window, (dy,dx,c) order."""
+    h, w = x.shape[1], x.shape[2]
+    xp = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+    return jnp.concatenate([xp[:, i:i + h, j:j + w, :] for i in range(3) for j in range(3)], axis=-1)
+
+
+def conv3x3_matmul(x: jax.Array, kernel: jax.Array) -> jax.Array:
+    b, h, w, c = x.shape
+    patches = im2col3x3(x).reshape(b * h * w, 9 * c)
+    y = jnp.dot(patches, kernel.reshape(9 * c, -1), preferred_element_type=x.dtype)
+    return y.reshape(b, h, w, -1)
+
+
+class MatmulConv3x3(nn.Module):
+    features: int
+
+    @nn.compact
+    def __call__(self, x):
+        kernel = self.param("kernel", KERNEL_INIT, (3, 3, x.shape[-1], self.features))
+        bias = self.param("bias", nn.initializers.zeros, (self.features,))
+        return conv3x3_matmul(x, kernel) + bias
+
+
+def conv3x3(features: int, impl: str, name: str) -> nn.Module:
+    if impl == "matmul":
+        return MatmulConv3x3(features, name=name)
+    if impl == "lax":
+        return nn.Conv(features, (3, 3), padding="SAME", kernel_init=KERNEL_INIT, name=name)
+    raise ValueError(f"unknown conv implementation {impl!r}; choose 'matmul' or 'lax'")
+
+
+def max_pool2(x: jax.Array, impl: str) -> jax.Array:
+    """2x2/2 max pooling. The reshape form avoids reduce_window's slow scatter gradient on CPU."""
+    if impl == "lax":
+        return nn.max_pool(x, (2, 2), strides=(2, 2))
+    b, h, w, c = x.shape
+    return x.reshape(b, h // 2, 2, w // 2, 2, c).max(axis=(2, 4))

@@ -1,0 +1,104 @@
+"""Runs trained together: K TrainStates stacked on a leading axis, one vmapped step, and
+that axis (and, where devices remain, the batch) spread over a device mesh.
+
+Every configuration in a group shares model, feature set, data and optimiser schedule; they
+differ in lambda, alpha and seed. They see the same batches.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+from ferjax.classes import NUM_CLASSES
+from ferjax.config import RunConfig
+from ferjax.features import num_channels
+from ferjax.models import build_model, init_params
+from ferjax.train.state import TrainState, make_optimizer
+from ferjax.train.step import eval_step, train_step
+
+
+def check_group(cfgs: list[RunConfig]) -> None:
+    if not cfgs:
+        raise ValueError("a run group needs at least one configuration")
+    shared = lambda c: (c.data, c.model, c.optim, c.epochs, c.data_seed_or_seed)  # noqa: E731
+    for c in cfgs[1:]:
+        if shared(c) != shared(cfgs[0]):
+            raise ValueError("configurations trained together must share data, model, optimiser, "
+                             f"epochs and data seed; {c} differs from {cfgs[0]}")
+
+
+def create_states(cfgs: list[RunConfig], steps_per_epoch: int) -> TrainState:
+    """K stacked TrainStates, one per config, built by one vmapped init (so they share tx)."""
+    check_group(cfgs)
+    base = cfgs[0]
+    model = build_model(base.model.name, base.model.conv)
+    tx = make_optimizer(base.optim, steps_per_epoch)
+    channels, size = num_channels(base.data.features), base.data.image_size
+    feature_dim = _feature_dim(model, channels, size)
+
+    def init_one(key, lam, alpha):
+        init_key, rng = jax.random.split(key)
+        params = init_params(model, init_key, channels, size)
+        return TrainState.create(apply_fn=model.apply, params=params, tx=tx,
+                                 centers=jnp.zeros((NUM_CLASSES, feature_dim), jnp.float32),
+                                 rng=rng, lam=lam, alpha=alpha)
+
+    keys = jnp.stack([jax.random.PRNGKey(c.seed) for c in cfgs])
+    lams = jnp.asarray([c.loss.lam for c in cfgs], jnp.float32)
+    alphas = jnp.asarray([c.loss.alpha for c in cfgs], jnp.float32)
+    return jax.jit(jax.vmap(init_one))(keys, lams, alphas)
+
+
+def _feature_dim(model, channels: int, size: int) -> int:
+    def f():
+        params = init_params(model, jax.random.PRNGKey(0), channels, size)
+        return model.apply({"params": params}, jnp.zeros((1, size, size, channels)))[1]
+    return jax.eval_shape(f).shape[-1]
+
+
+def member(stacked, k: int):
+    return jax.tree.map(lambda x: x[k], stacked)
+
+
+@dataclasses.dataclass(frozen=True)
+class Placement:
+    """How a group of K runs sits on the devices: mesh axes ('runs', 'data')."""
+    mesh: Mesh
+
+    @classmethod
+    def create(cls, num_runs: int, batch_size: int, devices=None) -> "Placement":
+        devices = list(devices if devices is not None else jax.devices())
+        runs_axis = math.gcd(num_runs, len(devices))
+        data_axis = math.gcd(len(devices) // runs_axis, batch_size)
+        grid = np.asarray(devices[: runs_axis * data_axis]).reshape(runs_axis, data_axis)
+        return cls(Mesh(grid, ("runs", "data")))
+
+    @property
+    def state(self) -> NamedSharding:
+        return NamedSharding(self.mesh, P("runs"))
+
+    @property
+    def batch(self) -> NamedSharding:
+        return NamedSharding(self.mesh, P("data"))
+
+    def put_state(self, state):
+        return jax.device_put(state, self.state)
+
+    def put_batch(self, batch: dict) -> dict:
+        """Host numpy batch -> global arrays; works multi-host when every host holds the batch."""
+        return {k: jax.make_array_from_callback(v.shape, self.batch, lambda idx, v=v: v[idx])
+                for k, v in batch.items()}
+
+    def train_step(self, sample_targets: bool = False):
+        step = jax.vmap(lambda s, b: train_step(s, b, sample_targets), in_axes=(0, None))
+        return jax.jit(step, in_shardings=(self.state, self.batch),
+                       out_shardings=(self.state, self.state), donate_argnums=0)
+
+    def eval_step(self):
+        return jax.jit(jax.vmap(eval_step, in_axes=(0, None)),
+                       in_shardings=(self.state, self.batch), out_shardings=self.state)
