@@ -13,6 +13,36 @@ def _cmd_data_info(args) -> int:
     return 0
 
 
+def _cmd_train(args) -> int:
+    from ferjax.config import DataConfig, LossConfig, ModelConfig, RunConfig
+    from ferjax.train.loop import train
+    if args.loss == "TL" and args.lam <= 0:
+        raise ValueError("--loss TL needs --lam > 0 (lambda = 0 is SL)")
+    cfg = RunConfig(
+        data=DataConfig(data=args.data, label_mode=args.label_mode, features=args.features,
+                        batch_size=args.batch_size, train_subset=args.train_subset),
+        model=ModelConfig(name=args.model, conv=args.conv),
+        loss=LossConfig(lam=args.lam if args.loss == "TL" else 0.0, alpha=args.alpha),
+        epochs=args.epochs, seed=args.seed)
+    summary = train(cfg, args.workdir, progress=not args.no_progress)
+    print(json.dumps({k: summary[k] for k in ("name", "data", "reduced", "epochs", "best_epoch",
+                                              "valid_accuracy", "test_accuracy", "checkpoint")}, indent=2))
+    return 0
+
+
+def _cmd_evaluate(args) -> int:
+    from ferjax.evaluate import evaluate
+    result = evaluate(args.checkpoint, args.data, args.split, batch_size=args.batch_size)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(f"{result['split']} accuracy {result['accuracy']:.2f}% on {result['num_images']} images "
+              f"({result['data']})")
+        for name, acc in result["per_class"].items():
+            print(f"  {name:<10} {'-' if acc is None else f'{acc:6.2f}%'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ferjax", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -23,6 +53,33 @@ def build_parser() -> argparse.ArgumentParser:
                    choices=["majority", "probability", "crossentropy", "multi_target"])
     d.add_argument("--json", action="store_true")
     d.set_defaults(func=_cmd_data_info)
+
+    t = sub.add_parser("train", help="train one configuration (resumes when --workdir holds a run)")
+    t.add_argument("--model", default="light", choices=["vgg13", "light"])
+    t.add_argument("--features", default="O", choices=["O", "O-S", "O-L", "O-S-L"])
+    t.add_argument("--loss", default="SL", choices=["SL", "TL"], help="SL: softmax; TL: + lambda x center loss")
+    t.add_argument("--lam", type=float, default=0.1, help="center-loss weight for --loss TL")
+    t.add_argument("--alpha", type=float, default=0.5, help="center update rate")
+    t.add_argument("--data", default="synthetic")
+    t.add_argument("--label-mode", default="majority",
+                   choices=["majority", "probability", "crossentropy", "multi_target"])
+    t.add_argument("--epochs", type=int, default=10)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--batch-size", type=int, default=64)
+    t.add_argument("--train-subset", type=int, default=0, help="use only N training images (a reduced run)")
+    t.add_argument("--conv", default="matmul", choices=["matmul", "lax"],
+                   help="matmul: im2col GEMMs (fast on CPU); lax: XLA convolution (GPU/TPU)")
+    t.add_argument("--workdir", required=True)
+    t.add_argument("--no-progress", action="store_true")
+    t.set_defaults(func=_cmd_train)
+
+    e = sub.add_parser("evaluate", help="score a kept checkpoint on a split")
+    e.add_argument("--checkpoint", required=True, help="a run directory from `ferjax train`")
+    e.add_argument("--data", default=None, help="defaults to the data the run was trained on")
+    e.add_argument("--split", default="test", choices=["train", "valid", "test"])
+    e.add_argument("--batch-size", type=int, default=256)
+    e.add_argument("--json", action="store_true")
+    e.set_defaults(func=_cmd_evaluate)
     return p
 
 
@@ -30,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError) as e:   # bad input: a clear message, no traceback
+    except (ValueError, FileNotFoundError, ArithmeticError) as e:   # a clear message, no traceback
         print(f"ferjax {args.command}: error: {e}", file=sys.stderr)
         return 2
 

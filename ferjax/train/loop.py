@@ -29,7 +29,7 @@ from ferjax.train import checkpoint
 from ferjax.train.state import learning_rate_schedule, state_arrays, with_arrays
 
 
-class NonFiniteLossError(RuntimeError):
+class NonFiniteLossError(ArithmeticError):
     pass
 
 

@@ -1,0 +1,98 @@
+"""Paper-shaped tables (markdown) and figures (PNG) from experiment results."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ferjax.classes import CLASS_NAMES
+
+
+def provenance(result: dict) -> str:
+    reduced = f"REDUCED: {result['train_images']} training images, " if result.get("reduced") else ""
+    return (f"data: {result['data']}; profile: {result['profile']} ({reduced}{result['epochs']} epochs, "
+            f"{result['seeds_per_row']} seed(s) per row, seeds {sorted({s for r in result['rows'] for s in r['seeds']})}); "
+            f"accuracy: {result['accuracy_split']} split at each run's best-validation epoch")
+
+
+def markdown_table(result: dict) -> str:
+    split = "Test" if result["accuracy_split"] == "test" else "Validation"
+    lines = [f"## {result['title']} ({result['profile']} profile)", "", provenance(result), "",
+             f"Command: `{result['command']}`", "",
+             f"| Configuration | lambda | Avg {split} acc. | Min | Max | Runs | Parameters | Paper (test) |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in result["rows"]:
+        lam = "-" if r["lam"] == 0 else f"{r['lam']:g}"
+        lines.append(f"| {r['row']} | {lam} | {r['avg']:.2f} | {r['min']:.2f} | {r['max']:.2f} | "
+                     f"{r['runs']} | {r['parameters']} | {r['paper_accuracy']:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+def _plt():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def figure_bars(result: dict, path: Path) -> None:
+    """Figure 2: each configuration's avg accuracy (min-max as error bars) beside the paper's."""
+    plt = _plt()
+    rows = result["rows"]
+    x = np.arange(len(rows))
+    avg = np.array([r["avg"] for r in rows])
+    err = np.array([[r["avg"] - r["min"] for r in rows], [r["max"] - r["avg"] for r in rows]])
+    fig, ax = plt.subplots(figsize=(8, 4.2))
+    ax.bar(x - 0.2, avg, 0.4, yerr=err, capsize=3, label=f"ferjax ({result['profile']}, {result['accuracy_split']})")
+    ax.bar(x + 0.2, [r["paper_accuracy"] for r in rows], 0.4, label="paper (test)", alpha=0.6)
+    ax.set_xticks(x, [r["row"] for r in rows], rotation=20)
+    ax.set_ylabel("accuracy (%)")
+    lo = min(avg.min(), min(r["paper_accuracy"] for r in rows))
+    ax.set_ylim(max(0, lo - 10), 100)
+    ax.set_title(f"{result['title']}: configurations", fontsize=10)
+    ax.legend(fontsize=8)
+    fig.text(0.01, 0.01, provenance(result), fontsize=6)
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def figure_per_class(result: dict, path: Path) -> None:
+    """Figure 4: per-class accuracy of each configuration."""
+    plt = _plt()
+    rows = result["rows"]
+    fig, ax = plt.subplots(figsize=(10, 4.2))
+    width = 0.8 / len(rows)
+    x = np.arange(len(CLASS_NAMES))
+    for i, r in enumerate(rows):
+        ax.bar(x + (i - len(rows) / 2 + 0.5) * width, [r["per_class"][c] for c in CLASS_NAMES],
+               width, label=r["row"])
+    ax.set_xticks(x, CLASS_NAMES)
+    ax.set_ylabel(f"{result['accuracy_split']} accuracy (%)")
+    ax.set_ylim(0, 100)
+    ax.set_title(f"{result['title']}: per-class accuracy ({result['profile']} profile)", fontsize=10)
+    ax.legend(fontsize=7, ncol=3)
+    fig.text(0.01, 0.01, provenance(result), fontsize=6)
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def figure_lambda(result: dict, path: Path) -> None:
+    """Figure 3: accuracy against lambda (log axis), one line per feature set."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for features, pts in result["curves"].items():
+        lams = [p["lam"] for p in pts]
+        avg = np.array([p["avg"] for p in pts])
+        ax.errorbar(lams, avg, yerr=[avg - [p["min"] for p in pts], [p["max"] for p in pts] - avg],
+                    marker="o", capsize=3, label=features)
+    ax.set_xscale("log")
+    ax.set_xlabel("lambda (center-loss weight)")
+    ax.set_ylabel(f"{result['accuracy_split']} accuracy (%)")
+    ax.set_title(f"{result['title']} ({result['profile']} profile)", fontsize=10)
+    ax.legend(fontsize=8)
+    fig.text(0.01, 0.01, provenance(result), fontsize=6)
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

@@ -1,0 +1,16 @@
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+SHARED_FERPLUS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ferplus"
+
+
+@pytest.fixture(scope="session")
+def ferplus_dir() -> Path:
+    path = Path(os.environ.get("FERJAX_FERPLUS", SHARED_FERPLUS))
+    if not (path / "FER2013Train").is_dir():
+        pytest.skip(f"real FERPlus data not found at {path}")
+    return path

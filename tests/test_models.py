@@ -1,0 +1,57 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from ferjax.models import build_model, count_params, init_params
+from ferjax.models.conv import conv3x3_matmul
+
+
+@pytest.mark.parametrize("channels,expected", [(1, 8_757_704), (2, 8_757_704 + 576), (3, 8_757_704 + 1152)])
+def test_vgg13_parameter_count_matches_ferplus_reference(channels, expected):
+    params = jax.eval_shape(lambda: init_params(build_model("vgg13"), jax.random.PRNGKey(0), channels))
+    assert count_params(params) == expected
+
+
+def test_light_model_is_about_one_24th_of_vgg13():
+    params = jax.eval_shape(lambda: init_params(build_model("light"), jax.random.PRNGKey(0), 1))
+    n = count_params(params)
+    assert n == 361_072
+    assert abs(n - 360_000) / 360_000 < 0.05
+    assert 22 < 8_757_704 / n < 26
+
+
+def test_matmul_conv_equals_lax_conv():
+    kx, kw = jax.random.split(jax.random.PRNGKey(1))
+    x = jax.random.normal(kx, (2, 10, 12, 5))
+    w = jax.random.normal(kw, (3, 3, 5, 7))
+    ref = jax.lax.conv_general_dilated(x, w, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    np.testing.assert_allclose(conv3x3_matmul(x, w), ref, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["light", "vgg13"])
+def test_matmul_and_lax_models_share_params_and_agree(name):
+    fast, plain = build_model(name, "matmul"), build_model(name, "lax")
+    size = 64 if name == "light" else 32          # VGG13 at 32x32: same layers, a quicker test
+    params = init_params(fast, jax.random.PRNGKey(0), 3, size)
+    assert jax.tree.structure(params) == jax.tree.structure(init_params(plain, jax.random.PRNGKey(0), 3, size))
+    x = jax.random.normal(jax.random.PRNGKey(2), (2, size, size, 3))
+    labels = jnp.array([1, 5])
+
+    def loss(model, p):
+        logits, feats = model.apply({"params": p}, x)
+        return -jnp.mean(jax.nn.log_softmax(logits)[jnp.arange(2), labels]) + 1e-3 * jnp.sum(feats ** 2)
+
+    (lf, gf), (lp, gp) = (jax.value_and_grad(lambda p, m=m: loss(m, p))(params) for m in (fast, plain))
+    np.testing.assert_allclose(lf, lp, rtol=1e-5)
+    for a, b in zip(jax.tree.leaves(gf), jax.tree.leaves(gp)):
+        scale = max(float(jnp.max(jnp.abs(b))), 1e-8)
+        assert float(jnp.max(jnp.abs(a - b))) / scale < 1e-4
+
+
+def test_models_return_logits_and_penultimate_features():
+    for name, dim in (("light", 96), ("vgg13", 1024)):
+        model = build_model(name)
+        params = init_params(model, jax.random.PRNGKey(0), 1)
+        logits, feats = model.apply({"params": params}, jnp.zeros((3, 64, 64, 1)))
+        assert logits.shape == (3, 8) and feats.shape == (3, dim)
