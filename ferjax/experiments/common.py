@@ -46,6 +46,14 @@ def add_arguments(p: argparse.ArgumentParser, default_out: str) -> None:
     p.add_argument("--conv", default="matmul", choices=["matmul", "lax"])
     p.add_argument("--out", default=default_out)
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--distributed", action="store_true",
+                   help="multi-host: call jax.distributed.initialize() (coordinator from the environment)")
+
+
+def maybe_distributed(args) -> None:
+    if args.distributed:
+        import jax
+        jax.distributed.initialize()
 
 
 def resolve_profile(args) -> Profile:
@@ -140,6 +148,7 @@ def table_main(table: str, argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = p.parse_args(argv)
     profile = resolve_profile(args)
+    maybe_distributed(args)
     summaries = run_rows(rows, model, profile, args)
     result = aggregate(rows, summaries, model, profile, args, title,
                        " ".join([f"python -m ferjax.experiments.{table}", *argv]))

@@ -1,0 +1,67 @@
+"""Figure 3: accuracy against the center-loss weight lambda (log axis), per feature set.
+
+All lambdas and seeds of one feature set train together as one vmapped group, spread over
+the available devices.
+
+    python -m ferjax.experiments.lambda_sweep --model light --lams 0.001 0.01 0.1 1 --seeds 2
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from ferjax.experiments import common
+from ferjax.experiments.paper import Row
+
+
+def sweep_rows(feature_sets, lams) -> list[Row]:
+    return [Row(f"{fs}-lam{lam:g}", fs, lam, float("nan")) for fs in feature_sets for lam in lams]
+
+
+def main(argv: list[str] | None = None) -> int:
+    from ferjax.report import figure_lambda, provenance
+    p = argparse.ArgumentParser(prog="python -m ferjax.experiments.lambda_sweep", description=__doc__)
+    common.add_arguments(p, default_out="results/lambda_sweep")
+    p.add_argument("--model", default="light", choices=["light", "vgg13"])
+    p.add_argument("--lams", type=float, nargs="+", default=[0.001, 0.01, 0.1, 0.5, 1.0])
+    p.add_argument("--feature-sets", nargs="+", default=["O", "O-S", "O-L"],
+                   choices=["O", "O-S", "O-L", "O-S-L"])
+    argv = sys.argv[1:] if argv is None else argv
+    args = p.parse_args(argv)
+    if any(lam <= 0 for lam in args.lams):
+        p.error("--lams must be positive (a log axis); lambda = 0 is the SL row of table1/table2")
+    profile = common.resolve_profile(args)
+    common.maybe_distributed(args)
+    rows = sweep_rows(args.feature_sets, args.lams)
+    summaries = common.run_rows(rows, args.model, profile, args)
+    first = next(iter(summaries.values()))[0]
+    curves = {}
+    for fs in args.feature_sets:
+        pts = []
+        for row in (r for r in rows if r.features == fs):
+            accs = [common.reported(s)[0] for s in summaries[row.name]]
+            pts.append({"lam": row.lam, "avg": float(np.mean(accs)), "min": float(np.min(accs)),
+                        "max": float(np.max(accs)), "accuracies": accs})
+        curves[fs] = pts
+    result = {"title": f"Figure 3: accuracy vs lambda ({args.model})", "model": args.model,
+              "profile": profile.name, "epochs": profile.epochs, "seeds_per_row": profile.seeds,
+              "data": first["data"], "train_images": first["train_images"], "reduced": first["reduced"],
+              "accuracy_split": common.reported(first)[1],
+              "command": " ".join(["python -m ferjax.experiments.lambda_sweep", *argv]),
+              "curves": curves, "rows": [{"seeds": [s["config"]["seed"] for s in v]} for v in summaries.values()]}
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "lambda_sweep.json").write_text(json.dumps(result, indent=2))
+    figure_lambda(result, out / "lambda_sweep_fig3.png")
+    print(provenance(result))
+    for fs, pts in curves.items():
+        print(fs + ": " + ", ".join(f"lam {p['lam']:g}: {p['avg']:.2f}" for p in pts))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
