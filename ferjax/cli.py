@@ -43,6 +43,37 @@ def _cmd_evaluate(args) -> int:
     return 0
 
 
+# ---- predict / export (ferjax.predict, ferjax.export) ----
+def _cmd_predict(args) -> int:
+    from ferjax.predict import run_predict
+    return run_predict(args.paths, args.checkpoint, args.json, args.annotate, cascade=args.cascade)
+
+
+def _cmd_export(args) -> int:
+    from ferjax.export import export
+    out = export(args.checkpoint, args.out, args.format)
+    print(f"wrote {args.format} to {out}", file=sys.stderr)
+    return 0
+
+
+def _add_predict_export(sub) -> None:
+    r = sub.add_parser("predict", help="detect faces in images, folders or videos and predict emotions")
+    r.add_argument("paths", nargs="+", metavar="PATH", help="image files, folders (recursive) or videos")
+    r.add_argument("--checkpoint", default=None, help="a run directory from `ferjax train` "
+                   "(default: the model shipped with the package)")
+    r.add_argument("--json", action="store_true", help="one JSON object per image (per video frame) per line")
+    r.add_argument("--annotate", metavar="OUT", default=None, help="write copies with boxes and labels to OUT")
+    r.add_argument("--cascade", default="alt2", choices=["alt2", "default"], help="OpenCV Haar face cascade")
+    r.set_defaults(func=_cmd_predict)
+
+    x = sub.add_parser("export", help="export a checkpoint as a TensorFlow SavedModel or TFLite model")
+    x.add_argument("--checkpoint", default=None, help="a run directory (default: the shipped model)")
+    x.add_argument("--format", default="savedmodel", choices=["savedmodel", "tflite"])
+    x.add_argument("out", metavar="OUT", help="output directory (must not exist or be empty)")
+    x.set_defaults(func=_cmd_export)
+# ---- end predict / export ----
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ferjax", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -80,6 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--batch-size", type=int, default=256)
     e.add_argument("--json", action="store_true")
     e.set_defaults(func=_cmd_evaluate)
+    _add_predict_export(sub)
     return p
 
 

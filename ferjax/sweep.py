@@ -7,6 +7,7 @@ differ in lambda, alpha and seed. They see the same batches.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 
 import jax
@@ -51,7 +52,7 @@ def create_states(cfgs: list[RunConfig], steps_per_epoch: int) -> TrainState:
     keys = jnp.stack([jax.random.PRNGKey(c.seed) for c in cfgs])
     lams = jnp.asarray([c.loss.lam for c in cfgs], jnp.float32)
     alphas = jnp.asarray([c.loss.alpha for c in cfgs], jnp.float32)
-    return jax.jit(jax.vmap(init_one))(keys, lams, alphas)
+    return jax.vmap(init_one)(keys, lams, alphas)
 
 
 def _feature_dim(model, channels: int, size: int) -> int:
@@ -95,10 +96,21 @@ class Placement:
                 for k, v in batch.items()}
 
     def train_step(self, sample_targets: bool = False):
-        step = jax.vmap(lambda s, b: train_step(s, b, sample_targets), in_axes=(0, None))
-        return jax.jit(step, in_shardings=(self.state, self.batch),
-                       out_shardings=(self.state, self.state), donate_argnums=0)
+        return _jitted_train_step(self, sample_targets)
 
     def eval_step(self):
-        return jax.jit(jax.vmap(eval_step, in_axes=(0, None)),
-                       in_shardings=(self.state, self.batch), out_shardings=self.state)
+        return _jitted_eval_step(self)
+
+
+# Cached per placement, so runs with the same mesh reuse one compiled step.
+@functools.lru_cache(maxsize=None)
+def _jitted_train_step(placement: Placement, sample_targets: bool):
+    step = jax.vmap(functools.partial(train_step, sample_targets=sample_targets), in_axes=(0, None))
+    return jax.jit(step, in_shardings=(placement.state, placement.batch),
+                   out_shardings=(placement.state, placement.state), donate_argnums=0)
+
+
+@functools.lru_cache(maxsize=None)
+def _jitted_eval_step(placement: Placement):
+    return jax.jit(jax.vmap(eval_step, in_axes=(0, None)),
+                   in_shardings=(placement.state, placement.batch), out_shardings=placement.state)

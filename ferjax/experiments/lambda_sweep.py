@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if any(lam <= 0 for lam in args.lams):
         p.error("--lams must be positive (a log axis); lambda = 0 is the SL row of table1/table2")
-    profile = common.resolve_profile(args)
+    profile = common.resolve_profile(args, args.model)
     common.maybe_distributed(args)
     rows = sweep_rows(args.feature_sets, args.lams)
     summaries = common.run_rows(rows, args.model, profile, args)

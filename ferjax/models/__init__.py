@@ -1,6 +1,8 @@
 """The study's two models, built by name."""
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -11,6 +13,7 @@ from ferjax.models.vgg13 import VGG13
 MODELS = {"vgg13": VGG13, "light": LightNet}
 
 
+@functools.lru_cache(maxsize=None)   # one instance per (name, conv): jitted steps are reused
 def build_model(name: str, conv: str = "matmul"):
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")

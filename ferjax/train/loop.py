@@ -75,13 +75,15 @@ def _rewrite_jsonl(path: Path, keep_through_epoch: int) -> None:
 
 
 def _write_json(path: Path, obj) -> None:
+    if jax.process_index() != 0:
+        return
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(obj, indent=2))
     os.replace(tmp, path)
 
 
 def train_group(cfgs: list[RunConfig], workdir: str | os.PathLike, *, names: list[str] | None = None,
-                dataset: Dataset | None = None, progress: bool = True, log=print,
+                dataset: Dataset | None = None, progress: bool = True, log=None,
                 stop_after_steps: int | None = None) -> list[dict]:
     """Trains the group; returns one summary per run (also written to <run dir>/summary.json).
 
@@ -89,6 +91,7 @@ def train_group(cfgs: list[RunConfig], workdir: str | os.PathLike, *, names: lis
     returns after that many steps of this call, without saving the unfinished epoch.
     """
     check_group(cfgs)
+    log = log or _log
     base, k_runs = cfgs[0], len(cfgs)
     workdir = Path(workdir)
     names = names or [run_name(c) for c in cfgs]
@@ -164,9 +167,10 @@ def train_group(cfgs: list[RunConfig], workdir: str | os.PathLike, *, names: lis
                 checkpoint.save(d / "best", epoch + 1, {"params": one.params, "centers": one.centers},
                                 {"config": cfg.to_dict(), "epoch": epoch + 1, "data": source,
                                  "reduced": reduced, "valid_accuracy": valid[k]["accuracy"]})
-            with open(d / "metrics.jsonl", "a") as f:
-                f.write(json.dumps(line) + "\n")
-        checkpoint.save(workdir / "latest", epoch + 1, state_arrays(jax.device_get(state)),
+            if jax.process_index() == 0:
+                with open(d / "metrics.jsonl", "a") as f:
+                    f.write(json.dumps(line) + "\n")
+        checkpoint.save(workdir / "latest", epoch + 1, state_arrays(state),
                         {"epoch": epoch + 1, "best": best, "names": names})
         log(f"epoch {epoch + 1}/{base.epochs} {train_time:.0f}s "
             f"({k_runs * steps_per_epoch * bs / train_time:.0f} img/s): " + "; ".join(
@@ -182,6 +186,10 @@ def train_group(cfgs: list[RunConfig], workdir: str | os.PathLike, *, names: lis
         _write_json(d / "summary.json", s)
         summaries.append(s)
     return summaries
+
+
+def _log(msg: str) -> None:
+    print(msg, flush=True)    # flushed: long runs log to files that people tail
 
 
 def _lr(cfg: RunConfig, steps_per_epoch: int, epoch: int) -> float:

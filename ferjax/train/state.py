@@ -5,6 +5,8 @@ different lambdas and vmap one step over them.
 """
 from __future__ import annotations
 
+import functools
+
 import jax
 import optax
 from flax.training import train_state
@@ -26,6 +28,7 @@ def learning_rate_schedule(optim: OptimConfig, steps_per_epoch: int) -> optax.Sc
                                    decay_rate=optim.decay_rate, staircase=True)
 
 
+@functools.lru_cache(maxsize=None)   # one object per schedule, so states share a treedef
 def make_optimizer(optim: OptimConfig, steps_per_epoch: int) -> optax.GradientTransformation:
     return optax.adam(learning_rate_schedule(optim, steps_per_epoch))
 
