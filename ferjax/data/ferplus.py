@@ -129,7 +129,7 @@ def present_split_folders(root: Path) -> dict[str, Path]:
 
 def read_ferplus_folders(root: str | os.PathLike) -> Dataset:
     """All split folders present under root; absent ones are simply missing from `splits`."""
-    root = Path(root).absolute()
+    root = Path(root).resolve()
     folders = present_split_folders(root)
     if not folders:
         raise DataError(f"{root}: no FERPlus split folder "
@@ -251,7 +251,7 @@ def load_dataset(spec: str, *, cache_dir: str | None = None, synthetic_seed: int
         return make_synthetic(per_class=synthetic_per_class, seed=synthetic_seed)
     from ferjax.data import cache
 
-    root = Path(spec).expanduser().absolute()
+    root = Path(spec).expanduser().resolve()
     if not root.exists():
         raise DataError(f"data path {spec!r} does not exist; expected {EXPECTED_LAYOUT}")
     if not root.is_dir():

@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from ferjax.classes import CLASS_NAMES
-from ferjax.config import DataConfig, LossConfig, ModelConfig, RunConfig
+from ferjax.config import RunConfig
+from ferjax.configs import get_config
 from ferjax.experiments.paper import PARAMETERS, TABLE1, TABLE2, Row
 from ferjax.train.loop import train_group
 
@@ -70,10 +71,13 @@ def resolve_profile(args, model: str) -> Profile:
 
 
 def row_configs(row: Row, model: str, profile: Profile, args, seed: int) -> RunConfig:
-    return RunConfig(
-        data=DataConfig(data=args.data, features=row.features, batch_size=args.batch_size,
-                        train_subset=profile.train_subset, synthetic_per_class=profile.synthetic_per_class),
-        model=ModelConfig(name=model, conv=args.conv), loss=LossConfig(lam=row.lam),
+    base = get_config(model)
+    return base.replace(
+        data=dataclasses.replace(base.data, data=args.data, features=row.features,
+                                 batch_size=args.batch_size, train_subset=profile.train_subset,
+                                 synthetic_per_class=profile.synthetic_per_class),
+        model=dataclasses.replace(base.model, conv=args.conv),
+        loss=dataclasses.replace(base.loss, lam=row.lam),
         epochs=profile.epochs, seed=seed, data_seed=0)
 
 
