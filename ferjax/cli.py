@@ -61,7 +61,8 @@ def _add_predict_export(sub) -> None:
     r.add_argument("paths", nargs="+", metavar="PATH", help="image files, folders (recursive) or videos")
     r.add_argument("--checkpoint", default=None, help="a run directory from `ferjax train` "
                    "(default: the model shipped with the package)")
-    r.add_argument("--json", action="store_true", help="one JSON object per image (per video frame) per line")
+    r.add_argument("--json", action="store_true",
+                   help="one JSON object per image (per video frame) per line")
     r.add_argument("--annotate", metavar="OUT", default=None, help="write copies with boxes and labels to OUT")
     r.add_argument("--cascade", default="alt2", choices=["alt2", "default"], help="OpenCV Haar face cascade")
     r.set_defaults(func=_cmd_predict)

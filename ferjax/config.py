@@ -28,6 +28,7 @@ class DataConfig:
     batch_size: int = 64
     synthetic_per_class: int = 400   # train images per class of the built-in data
     train_subset: int = 0            # >0: use only this many training images (labelled reduced)
+    valid_subset: int = 0            # >0: select on only this many validation images (reduced)
 
     def __post_init__(self):
         _check(self.features, FEATURE_SET_NAMES, "feature set")

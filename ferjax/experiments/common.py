@@ -25,6 +25,7 @@ class Profile:
     epochs: int
     seeds: int
     train_subset: int = 0          # > 0: a reduced run on that many training images
+    valid_subset: int = 0          # > 0: best epoch chosen on that many validation images
     synthetic_per_class: int = 400
 
 
@@ -45,6 +46,7 @@ def add_arguments(p: argparse.ArgumentParser, default_out: str) -> None:
     p.add_argument("--seeds", type=int, default=None, help="runs per row (overrides the profile)")
     p.add_argument("--epochs", type=int, default=None, help="epochs per run (overrides the profile)")
     p.add_argument("--train-subset", type=int, default=None, help="train on N images only (reduced)")
+    p.add_argument("--valid-subset", type=int, default=None, help="validate on N images only (reduced)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--conv", default="matmul", choices=["matmul", "lax"])
     p.add_argument("--out", default=default_out)
@@ -62,10 +64,12 @@ def maybe_distributed(args) -> None:
 def resolve_profile(args, model: str) -> Profile:
     base = PROFILES[args.profile or ("quick" if args.data == "synthetic" else "paper")][model]
     changes = {k: v for k, v in (("epochs", args.epochs), ("seeds", args.seeds),
-                                 ("train_subset", args.train_subset)) if v is not None}
+                                 ("train_subset", args.train_subset),
+                                 ("valid_subset", args.valid_subset)) if v is not None}
     if changes:
         base = dataclasses.replace(base, **changes)
-        if base.name == "paper" and (base.epochs < PROFILES["paper"][model].epochs or base.train_subset):
+        if base.name == "paper" and (base.epochs < PROFILES["paper"][model].epochs
+                                       or base.train_subset or base.valid_subset):
             base = dataclasses.replace(base, name="paper-reduced")
     return base
 
@@ -75,6 +79,7 @@ def row_configs(row: Row, model: str, profile: Profile, args, seed: int) -> RunC
     return base.replace(
         data=dataclasses.replace(base.data, data=args.data, features=row.features,
                                  batch_size=args.batch_size, train_subset=profile.train_subset,
+                                 valid_subset=profile.valid_subset,
                                  synthetic_per_class=profile.synthetic_per_class),
         model=dataclasses.replace(base.model, conv=args.conv),
         loss=dataclasses.replace(base.loss, lam=row.lam),
@@ -130,7 +135,8 @@ def aggregate(rows, summaries: dict[str, list[dict]], model: str, profile: Profi
     first = next(iter(summaries.values()))[0]
     return {"title": title, "model": model, "profile": profile.name, "epochs": profile.epochs,
             "seeds_per_row": profile.seeds, "data": first["data"],
-            "train_images": first["train_images"], "reduced": bool(first["reduced"]),
+            "train_images": first["train_images"], "valid_images": first.get("valid_images"),
+            "reduced": bool(first["reduced"]),
             "accuracy_split": table[0]["split"], "command": command, "rows": table}
 
 

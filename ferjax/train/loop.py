@@ -38,18 +38,18 @@ def run_name(cfg: RunConfig) -> str:
 
 
 def labeled_splits(cfg: RunConfig, dataset: Dataset | None = None) -> tuple[dict[str, LabeledSplit], str]:
-    """The label mode's splits; with `train_subset`, a seeded subset of train (a reduced run)."""
+    """The label mode's splits; `train_subset`/`valid_subset` take fixed random subsets (a reduced run)."""
     ds = dataset if dataset is not None else load_dataset(
         cfg.data.data, synthetic_per_class=cfg.data.synthetic_per_class)
     splits = {name: label_split(raw, cfg.data.label_mode) for name, raw in ds.splits.items()}
     if "train" not in splits or "valid" not in splits:
         raise ValueError(f"{ds.source}: training needs a train and a valid split, found "
                          f"{sorted(splits) or 'none'}")
-    n = cfg.data.train_subset
-    if 0 < n < len(splits["train"]):
-        t = splits["train"]
-        idx = np.sort(np.random.default_rng(0).permutation(len(t))[:n])
-        splits["train"] = LabeledSplit(t.images[idx], t.targets[idx], t.labels[idx])
+    for name, n in (("train", cfg.data.train_subset), ("valid", cfg.data.valid_subset)):
+        if 0 < n < len(splits[name]):
+            t = splits[name]
+            idx = np.sort(np.random.default_rng(0).permutation(len(t))[:n])
+            splits[name] = LabeledSplit(t.images[idx], t.targets[idx], t.labels[idx])
     return splits, ds.source
 
 
@@ -100,7 +100,7 @@ def train_group(cfgs: list[RunConfig], workdir: str | os.PathLike, *, names: lis
     workdir.mkdir(parents=True, exist_ok=True)
     if (workdir / "group.json").exists():
         stored = json.loads((workdir / "group.json").read_text())
-        if stored["configs"] != group_meta["configs"]:
+        if [RunConfig.from_dict(c) for c in stored["configs"]] != list(cfgs):
             raise ValueError(f"{workdir} holds a run of another configuration "
                              f"({stored['names']}); use a new --workdir to start afresh")
     _write_json(workdir / "group.json", group_meta)
@@ -111,9 +111,9 @@ def train_group(cfgs: list[RunConfig], workdir: str | os.PathLike, *, names: lis
     if bs > len(train):
         raise ValueError(f"batch size {bs} is larger than the {len(train)} training images")
     steps_per_epoch = len(train) // bs
-    reduced = base.data.train_subset > 0
-    log(f"data: {source} ({'REDUCED: ' + str(len(train)) + ' train images' if reduced else len(train)}"
-        f" train, {len(splits['valid'])} valid, {len(splits['test']) if 'test' in splits else 'no'} test)"
+    reduced = base.data.train_subset > 0 or base.data.valid_subset > 0
+    log(f"data: {source} ({'REDUCED: ' if reduced else ''}{len(train)} train, {len(splits['valid'])} valid, "
+        f"{len(splits['test']) if 'test' in splits else 'no'} test)"
         f"; {k_runs} run(s) on {jax.device_count()} device(s)")
 
     placement = Placement.create(k_runs, bs)
@@ -180,7 +180,7 @@ def train_group(cfgs: list[RunConfig], workdir: str | os.PathLike, *, names: lis
     summaries = []
     for k, (cfg, d, n) in enumerate(zip(cfgs, run_dirs, names)):
         s = {"name": n, "config": cfg.to_dict(), "data": source, "reduced": reduced,
-             "train_images": len(train), "epochs": base.epochs, "best_epoch": best[k]["epoch"],
+             "train_images": len(train), "valid_images": len(splits["valid"]), "epochs": base.epochs, "best_epoch": best[k]["epoch"],
              "valid_accuracy": best[k]["valid_accuracy"], "test_accuracy": best[k].get("test_accuracy"),
              "valid": best[k].get("valid"), "test": best[k].get("test"), "checkpoint": str(d)}
         _write_json(d / "summary.json", s)

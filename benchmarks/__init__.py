@@ -1,0 +1,1 @@
+"""Benchmark suite of ferjax: see benchmarks/run.py."""

@@ -1,0 +1,235 @@
+"""ferjax's side of the benchmark: the production training step (ferjax.sweep's vmapped,
+donated step, center loss and center update included), inference, the vmapped sweep and
+its sequential baseline, the matmul ceiling, FLOP counts and the input pipeline.
+
+Every function returns a JSON-able dict; `run.py` calls each in its own process.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # the repo, for `ferjax`
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+
+from benchmarks.common import (channels_of, random_batch, rate, time_steps,  # noqa: E402
+                               top_ops_from_trace)
+from ferjax.config import DataConfig, LossConfig, ModelConfig, RunConfig  # noqa: E402
+from ferjax.models import build_model, count_params, flops_per_image, init_params  # noqa: E402
+from ferjax.sweep import Placement, create_states  # noqa: E402
+
+LAM = 0.1              # center-loss weight of the benchmarked runs (the step always computes it)
+STEPS_PER_EPOCH = 100  # only sets the learning-rate schedule
+
+
+def default_conv() -> str:
+    return ModelConfig().conv
+
+
+def conv_impls() -> list[str]:
+    from ferjax.models import conv
+    return list(getattr(conv, "CONV_IMPLS", ("matmul", "lax")))
+
+
+def model_config(name: str, conv: str) -> ModelConfig:
+    """ModelConfig(name, conv), also for a conv implementation that ferjax.models.conv
+    provides but config.py does not list yet (benchmarked before it is exposed)."""
+    try:
+        return ModelConfig(name=name, conv=conv)
+    except ValueError:
+        if conv not in conv_impls():
+            raise
+        mc = ModelConfig(name=name)
+        object.__setattr__(mc, "conv", conv)
+        return mc
+
+
+def run_configs(model: str, batch: int, features: str, conv: str, image_size: int,
+                k: int = 1) -> list[RunConfig]:
+    data = DataConfig(features=features, batch_size=batch, image_size=image_size)
+    return [RunConfig(data=data, model=model_config(model, conv), loss=LossConfig(lam=LAM * (i + 1)),
+                      seed=i, data_seed=0) for i in range(k)]
+
+
+def _train_setup(model, batch, features, conv, image_size, k):
+    cfgs = run_configs(model, batch, features, conv, image_size, k)
+    placement = Placement.create(k, batch)
+    state = placement.put_state(create_states(cfgs, STEPS_PER_EPOCH))
+    step = placement.train_step()
+    data = placement.put_batch(random_batch(batch, channels_of(features), image_size))
+    return state, step, data
+
+
+def _params_of(state) -> int:
+    return count_params(jax.tree.map(lambda x: x[0], state.params))
+
+
+def train(model: str = "light", batch: int = 64, features: str = "O", conv: str | None = None,
+          warmup: int = 3, steps: int = 10, image_size: int = 64, k: int = 1,
+          profile_steps: int = 0) -> dict:
+    """Images/s of the production training step for K stacked runs (K=1: one run)."""
+    conv = conv or default_conv()
+    holder = {}
+    holder["state"], step, data = _train_setup(model, batch, features, conv, image_size, k)
+    params = _params_of(holder["state"])
+
+    def one():
+        holder["state"], metrics = step(holder["state"], data)
+        jax.block_until_ready((holder["state"], metrics))
+        holder["metrics"] = metrics
+
+    timing = time_steps(one, warmup, steps)
+    loss = np.asarray(holder["metrics"]["loss"])
+    out = {"images_per_s": rate(timing, batch * k), "images_per_s_per_config": rate(timing, batch),
+           "params": params, "conv": conv, "k": k, "loss_finite": bool(np.all(np.isfinite(loss))),
+           **timing}
+    if profile_steps:
+        out["profile"] = _profile(one, profile_steps)
+    return out
+
+
+def sequential(model: str = "light", batch: int = 64, features: str = "O", conv: str | None = None,
+               warmup: int = 3, steps: int = 10, image_size: int = 64, k: int = 1) -> dict:
+    """The sweep's baseline: the same K configurations trained one after another, each with
+    the single-run step. Per-configuration images/s = K*steps*batch / total timed seconds."""
+    conv = conv or default_conv()
+    cfgs = run_configs(model, batch, features, conv, image_size, k)
+    placement = Placement.create(1, batch)
+    step = placement.train_step()
+    data = placement.put_batch(random_batch(batch, channels_of(features), image_size))
+    total, first, per_config = 0.0, None, []
+    for cfg in cfgs:
+        holder = {"state": placement.put_state(create_states([cfg], STEPS_PER_EPOCH))}
+
+        def one():
+            holder["state"], metrics = step(holder["state"], data)
+            jax.block_until_ready((holder["state"], metrics))
+
+        timing = time_steps(one, warmup, steps)
+        first = timing["first_step_s"] if first is None else first
+        total += sum(timing["step_times_s"])
+        per_config.append(timing["median_step_s"])
+        del holder
+    return {"images_per_s_per_config": k * steps * batch / total, "k": k, "conv": conv,
+            "median_step_s_per_config": per_config, "first_step_s": first,
+            "warmup": warmup, "steps": steps}
+
+
+def infer(model: str = "light", batch: int = 256, features: str = "O", conv: str | None = None,
+          warmup: int = 3, steps: int = 10, image_size: int = 64, profile_steps: int = 0) -> dict:
+    """Images/s of the jitted forward pass (train=False), logits only."""
+    conv = conv or default_conv()
+    net = build_model(model, conv)
+    params = init_params(net, jax.random.PRNGKey(0), channels_of(features), image_size)
+    fwd = jax.jit(lambda p, x: net.apply({"params": p}, x, train=False)[0])
+    x = jnp.asarray(random_batch(batch, channels_of(features), image_size)["image"])
+
+    def one():
+        jax.block_until_ready(fwd(params, x))
+
+    timing = time_steps(one, warmup, steps)
+    out = {"images_per_s": rate(timing, batch), "params": count_params(params), "conv": conv,
+           **timing}
+    if profile_steps:
+        out["profile"] = _profile(one, profile_steps)
+    return out
+
+
+def _profile(one, n: int) -> dict:
+    with tempfile.TemporaryDirectory() as d:
+        jax.profiler.start_trace(d)
+        for _ in range(n):
+            one()
+        jax.profiler.stop_trace()
+        return top_ops_from_trace(d, n)
+
+
+def ceiling(n: int = 2048, warmup: int = 2, steps: int = 5) -> dict:
+    """float32 (n x n) @ (n x n) through jax: the machine's matrix-product rate."""
+    a = jax.random.normal(jax.random.PRNGKey(0), (n, n), jnp.float32)
+    b = jax.random.normal(jax.random.PRNGKey(1), (n, n), jnp.float32)
+    dot = jax.jit(jnp.dot)
+    timing = time_steps(lambda: jax.block_until_ready(dot(a, b)), warmup, steps)
+    return {"n": n, "gflops": 2.0 * n ** 3 / timing["median_step_s"] / 1e9, **timing}
+
+
+def flops(model: str, features: str, image_size: int = 64) -> dict:
+    """Stated FLOP counts: XLA's forward count of the "lax" (plain nn.Conv) model; training
+    is taken as 3x forward (forward + input gradient + weight gradient)."""
+    fwd = flops_per_image(build_model(model, "lax"), channels_of(features), image_size)
+    return {"forward_flops_per_image": fwd, "train_flops_per_image": 3.0 * fwd,
+            "source": "XLA cost_analysis of the 'lax' model's forward pass; train = 3 x forward"}
+
+
+def probe(image_size: int = 64) -> dict:
+    """Versions, devices, conv implementations and the default, for the report header."""
+    import flax
+    import jaxlib
+    return {"jax": jax.__version__, "jaxlib": jaxlib.__version__, "flax": flax.__version__,
+            "numpy": np.__version__, "devices": [str(d) for d in jax.devices()],
+            "default_conv": default_conv(), "conv_impls": conv_impls()}
+
+
+def pipeline(feature_set: str = "O-S-L", n_images: int = 10240, batch: int = 64) -> dict:
+    """The tf.data training pipeline alone (benchmarks/pipeline.py): images/s, and per CPU-s."""
+    from benchmarks.pipeline import _timed
+    wall, cpu = _timed(feature_set, n_images, batch, train=True)
+    return {"images_per_s": wall, "images_per_cpu_s": cpu, "feature_set": feature_set,
+            "n_images": n_images, "batch": batch}
+
+
+def pipeline_fed(model: str = "light", batch: int = 64, features: str = "O-S-L",
+                 conv: str | None = None, n_images: int = 5120, warmup: int = 3,
+                 image_size: int = 64) -> dict:
+    """The training step fed by the real tf.data pipeline, as ferjax.train.loop runs it
+    (no blocking between steps). Reports end-to-end images/s and the share of wall time the
+    loop spent waiting for the next batch (time inside next(iterator))."""
+    from benchmarks.pipeline import random_split
+    from ferjax.data.pipeline import train_batches
+    conv = conv or default_conv()
+    cfgs = run_configs(model, batch, features, conv, image_size)
+    placement = Placement.create(1, batch)
+    state = placement.put_state(create_states(cfgs, STEPS_PER_EPOCH))
+    step = placement.train_step()
+    split = random_split(n_images)
+    warm = random_batch(batch, channels_of(features), image_size)
+    for _ in range(warmup):
+        state, m = step(state, placement.put_batch(warm))
+    jax.block_until_ready(state)
+    it = iter(train_batches(split, feature_set=features, batch_size=batch, seed=0, epoch=0,
+                            image_size=image_size))
+    first = next(it)                       # dataset construction and first batch, untimed
+    state, m = step(state, placement.put_batch(first))
+    jax.block_until_ready(state)
+    waited, count, t0 = 0.0, 0, time.perf_counter()
+    while True:
+        t = time.perf_counter()
+        try:
+            b = next(it)
+        except StopIteration:
+            break
+        waited += time.perf_counter() - t
+        state, m = step(state, placement.put_batch(b))
+        count += len(b["image"])
+    jax.block_until_ready(state)
+    wall = time.perf_counter() - t0
+    return {"images_per_s": count / wall if wall > 0 else float("nan"), "images": count,
+            "wait_fraction": waited / wall if wall > 0 else float("nan"), "conv": conv,
+            "loss_finite": bool(np.all(np.isfinite(np.asarray(m["loss"]))))}
+
+
+FUNCTIONS = {"train": train, "sequential": sequential, "infer": infer, "ceiling": ceiling,
+             "flops": flops, "probe": probe, "pipeline": pipeline, "pipeline_fed": pipeline_fed}
+
+if __name__ == "__main__":   # a one-off: python benchmarks/bench_ferjax.py train model=light
+    import json
+    kw = dict(a.split("=", 1) for a in sys.argv[2:])
+    kw = {k: (int(v) if v.isdigit() else v) for k, v in kw.items()}
+    print(json.dumps(FUNCTIONS[sys.argv[1]](**kw), indent=1, default=str))
+    os._exit(0)

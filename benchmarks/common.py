@@ -1,0 +1,124 @@
+"""Helpers shared by the benchmark workers: step timing, peak memory, machine facts.
+
+Nothing here imports JAX, PyTorch or TensorFlow: each worker process loads only the
+framework it measures.
+"""
+from __future__ import annotations
+
+import os
+import platform
+import resource
+import statistics
+import time
+from typing import Callable
+
+import numpy as np
+
+NUM_CLASSES = 8
+
+
+def time_steps(step: Callable[[], object], warmup: int, steps: int) -> dict:
+    """Run `step` (which must return only when its work is done) warmup + steps times.
+
+    The first call includes compilation/tracing; it is reported as `first_step_s`. The
+    throughput statistic is the median of the `steps` timed calls that follow the warm-up.
+    """
+    if steps < 1 or warmup < 1:
+        raise ValueError("need at least one warm-up step and one timed step")
+    t = time.perf_counter()
+    step()
+    first = time.perf_counter() - t
+    for _ in range(warmup - 1):
+        step()
+    times = []
+    for _ in range(steps):
+        t = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - t)
+    return {"first_step_s": first, "step_times_s": times,
+            "median_step_s": statistics.median(times), "warmup": warmup, "steps": steps}
+
+
+def rate(timing: dict, images_per_step: int) -> float:
+    return images_per_step / timing["median_step_s"]
+
+
+def peak_rss_mb() -> float:
+    """High-water mark of this process's resident set (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def random_batch(batch: int, channels: int, image_size: int, seed: int = 0) -> dict:
+    """The same resident batch every framework trains on: N(0,1) images, one-hot targets."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, NUM_CLASSES, batch).astype(np.int32)
+    return {"image": rng.standard_normal((batch, image_size, image_size, channels), dtype=np.float32),
+            "target": np.eye(NUM_CLASSES, dtype=np.float32)[labels], "label": labels}
+
+
+def channels_of(feature_set: str) -> int:
+    return {"O": 1, "O-S": 2, "O-L": 2, "O-S-L": 3}[feature_set]
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def cores() -> dict:
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:
+        usable = os.cpu_count()
+    return {"logical": os.cpu_count(), "usable": usable}
+
+
+def load_average() -> list[float]:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return []
+
+
+def top_ops_from_trace(trace_dir: str, steps: int, top: int = 15) -> dict:
+    """Aggregate a jax.profiler trace by op name: ms per step, calls per step, share of busy time.
+
+    Only complete ('X') events of XLA's compute threads are counted (its HLO ops and fusions,
+    named as in the optimised HLO); Python-thread events and runtime bookkeeping (names with
+    '::', '$...', 'PjitFunction') are dropped.
+    """
+    import collections
+    import glob
+    import gzip
+    import json
+
+    files = sorted(glob.glob(os.path.join(trace_dir, "**", "*.trace.json.gz"), recursive=True))
+    if not files:
+        return {"error": "no trace file written"}
+    events = json.load(gzip.open(files[-1]))["traceEvents"]
+    # thread names: keep only XLA's compute threads when they can be told apart
+    tids = {}
+    for e in events:
+        if e.get("ph") == "M" and e.get("name") == "thread_name":
+            tids[(e.get("pid"), e.get("tid"))] = e.get("args", {}).get("name", "")
+    total, calls = collections.Counter(), collections.Counter()
+    for e in events:
+        if e.get("ph") != "X":
+            continue
+        name = e.get("name", "")
+        if name.startswith("$") or "::" in name or "PjitFunction" in name \
+                or tids.get((e.get("pid"), e.get("tid")), "") == "python":
+            continue
+        total[name] += e.get("dur", 0)
+        calls[name] += 1
+    busy = sum(total.values()) or 1
+    ops = [{"op": k[:160], "ms_per_step": v / steps / 1000.0, "calls_per_step": calls[k] / steps,
+            "share": v / busy} for k, v in total.most_common(top)]
+    return {"busy_ms_per_step": busy / steps / 1000.0, "top_ops": ops,
+            "threads": sorted(set(tids.values()))[:20]}

@@ -1,0 +1,643 @@
+"""ferjax's benchmark suite: ferjax against PyTorch and Keras 3 (TensorFlow) on the same
+models, batches and input shapes, on this machine's CPU.
+
+    python benchmarks/run.py --out DIR            # the full suite (~1 h on 2 cores)
+    python benchmarks/run.py --quick --out DIR    # fewer workloads and steps (a few minutes)
+
+Writes DIR/results.json and DIR/results.md. Run it on an otherwise idle machine: every
+number is a wall-clock rate, and the report records the load average before each job.
+
+Each measurement runs in its own process (this script re-invoked with --worker), so peak
+RSS is per process and a crash or a missing peer costs only that entry. Peers are optional
+(`pip install -e .[bench]` adds PyTorch); a peer that cannot be imported is reported as
+missing and the suite carries on.
+
+What is measured (see results.md for the numbers and the notes):
+* training: images/s of ferjax's production step (the vmapped, donated step of
+  ferjax.sweep with center loss and center update; K=1) for each conv implementation,
+  PyTorch (channels_last and NCHW, the faster kept) and Keras (jit_compile True and False,
+  the faster kept); Adam + softmax cross-entropy, the same resident random batch every step;
+* inference: the jitted forward pass (ferjax), inference_mode (PyTorch), predict_on_batch (Keras);
+* the sweep: K configurations vmapped in one step vs the same K run one after another;
+* the float32 matmul ceiling through jax, and achieved GFLOP/s from a stated FLOP count;
+* the tf.data input pipeline (O and O-S-L) against the step's consumption rate, and the step
+  fed by the pipeline (share of wall time spent waiting for a batch);
+* for every missed target, a per-op profile of ferjax's step (jax.profiler trace).
+The median of the timed steps after warm-up is reported; the first step (compilation) apart.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import importlib
+import json
+import os
+import platform
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from benchmarks.common import channels_of, cores, cpu_model, load_average  # noqa: E402
+
+# ---------------------------------------------------------------- what is measured
+
+WORKLOADS = {
+    "vgg13_train_b64": dict(task="train", model="vgg13", batch=64, features="O"),
+    "vgg13_train_b32": dict(task="train", model="vgg13", batch=32, features="O"),
+    "light_train_b64": dict(task="train", model="light", batch=64, features="O"),
+    "light_train_b32": dict(task="train", model="light", batch=32, features="O"),
+    "vgg13_train_b64_osl": dict(task="train", model="vgg13", batch=64, features="O-S-L"),
+    "light_train_b64_osl": dict(task="train", model="light", batch=64, features="O-S-L"),
+    "vgg13_infer_b256": dict(task="infer", model="vgg13", batch=256, features="O"),
+    "light_infer_b256": dict(task="infer", model="light", batch=256, features="O"),
+    "sweep8_light": dict(task="sweep", model="light", batch=64, features="O", ks=(1, 2, 4, 8)),
+    "sweep4_light": dict(task="sweep", model="light", batch=64, features="O", ks=(1, 4)),
+}
+
+MODES = {
+    "full": dict(workloads=["vgg13_train_b64", "vgg13_train_b32", "light_train_b64",
+                            "light_train_b32", "vgg13_train_b64_osl", "light_train_b64_osl",
+                            "vgg13_infer_b256", "light_infer_b256", "sweep8_light"],
+                 warmup=3, steps=10, ceiling_n=(2048, 4096), pipeline_images=10240,
+                 fed_images=5120, profile_steps=3, timeout=3600, batch_cap=None),
+    "quick": dict(workloads=["vgg13_train_b32", "light_train_b64", "light_train_b64_osl",
+                             "vgg13_infer_b256", "light_infer_b256", "sweep4_light"],
+                  warmup=2, steps=4, ceiling_n=(2048,), pipeline_images=2560,
+                  fed_images=1920, profile_steps=2, timeout=1200, batch_cap=None),
+    # Only checks that every path runs: one step each, batches capped at 8.
+    "smoke": dict(workloads=["vgg13_train_b32", "light_train_b64", "light_train_b64_osl",
+                             "vgg13_infer_b256", "light_infer_b256", "sweep4_light"],
+                  warmup=1, steps=1, ceiling_n=(256,), pipeline_images=256,
+                  fed_images=256, profile_steps=1, timeout=900, batch_cap=8),
+}
+
+# task -> (the peer the ratio is taken against, the ratio to reach)
+TARGETS = {"train": ("torch", 1.1), "infer": ("best peer", 1.2), "sweep": ("sequential", 1.0)}
+PIPELINE_MAX_WAIT = 0.05    # the step may wait on the pipeline for at most 5% of wall time
+
+PEERS = {"torch": [("memory_format", "contiguous"), ("memory_format", "channels_last")],
+         "keras": [("jit_compile", True), ("jit_compile", False)]}
+MODULES = {"ferjax": "benchmarks.bench_ferjax", "torch": "benchmarks.bench_torch",
+           "keras": "benchmarks.bench_keras"}
+PEER_MODULES = {"torch": {"torch"}, "keras": {"keras", "tensorflow"}}
+
+NOTES = [
+    "Every framework trains on the same resident random batch (N(0,1) images, one-hot "
+    "targets); the input pipeline is measured separately.",
+    "ferjax's training step is its production step: ferjax.sweep's jitted, vmapped (K=1), "
+    "donated step, including the center loss (lambda=0.1) and Wen's center update. The peers "
+    "train with Adam + softmax cross-entropy only (center loss skipped: an 8-row update on "
+    "96/1024-wide features, negligible next to the convolutions).",
+    "PyTorch: eager mode, torch.set_num_threads(2), Adam (default foreach implementation); "
+    "channels_last and default (NCHW) memory format are both run and the faster is kept. "
+    "torch.compile was not tried.",
+    "Keras 3 on TensorFlow: train_on_batch / predict_on_batch with jit_compile=True and False; "
+    "the faster is kept.",
+    "Training FLOPs are stated as 3 x the forward FLOPs of XLA's cost analysis of the 'lax' "
+    "(nn.Conv) model (forward + input gradient + weight gradient).",
+    "ferjax's headline number is its default conv implementation (ModelConfig().conv); the "
+    "other implementations are listed beside it and would need a config change to be used.",
+]
+
+
+# ---------------------------------------------------------------- worker side
+
+def worker(module: str, func: str, kwargs: dict, result_path: str) -> None:
+    """Runs in the child: one benchmark function, its result and peak RSS to result_path."""
+    from benchmarks.common import peak_rss_mb
+    out: dict
+    code = 0
+    try:
+        mod = importlib.import_module(module)
+    except ModuleNotFoundError as e:
+        peer = next((p for p, names in PEER_MODULES.items() if MODULES[p] == module), None)
+        if peer and (e.name or "").split(".")[0] in PEER_MODULES[peer]:
+            out, code = {"status": "missing", "error": f"{type(e).__name__}: {e}"}, 3
+        else:
+            out, code = {"status": "error", "error": traceback.format_exc()}, 1
+    else:
+        try:
+            result = getattr(mod, "FUNCTIONS")[func](**kwargs)
+            out = {"status": "ok", "result": result}
+        except Exception:   # noqa: BLE001 - reported, the suite goes on
+            out, code = {"status": "error", "error": traceback.format_exc()}, 1
+    out["peak_rss_mb_self"] = peak_rss_mb()
+    Path(result_path).write_text(json.dumps(out, default=_jsonable))
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)   # skip TF/XLA teardown
+
+
+def _jsonable(x):
+    try:
+        return float(x)
+    except Exception:   # noqa: BLE001
+        return str(x)
+
+
+# ---------------------------------------------------------------- parent side
+
+def run_job(framework: str, func: str, kwargs: dict, timeout: float, log=None) -> dict:
+    """One worker process; returns its record with the peak RSS the kernel saw (wait4)."""
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", KERAS_BACKEND="tensorflow",
+               PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
+    load = load_average()
+    with tempfile.TemporaryDirectory(prefix="ferjax-bench-") as d:
+        result, errlog = Path(d) / "result.json", Path(d) / "log.txt"
+        cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", MODULES[framework], func,
+               "--kwargs", json.dumps(kwargs), "--result", str(result)]
+        t0 = time.perf_counter()
+        with open(errlog, "w") as logf:
+            proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, cwd=REPO, env=env)
+            state = {"done": False, "timed_out": False}
+
+            def kill():
+                if not state["done"]:
+                    state["timed_out"] = True
+                    os.kill(proc.pid, signal.SIGKILL)
+
+            timer = threading.Timer(timeout, kill)
+            timer.start()
+            _, status, usage = os.wait4(proc.pid, 0)
+            state["done"] = True
+            timer.cancel()
+            proc.returncode = os.waitstatus_to_exitcode(status)
+        wall = time.perf_counter() - t0
+        text = errlog.read_text(errors="replace")
+        if result.exists():
+            rec = json.loads(result.read_text())
+        elif state["timed_out"]:
+            rec = {"status": "timeout", "error": f"killed after {timeout:.0f} s"}
+        else:
+            rec = {"status": "error", "error": f"worker exited with {proc.returncode}"}
+    if rec["status"] == "error":
+        rec["log_tail"] = text[-3000:]
+    rec.update(framework=framework, func=func, kwargs=kwargs, wall_s=wall, load_before=load,
+               returncode=proc.returncode, peak_rss_mb=usage.ru_maxrss / 1024.0)
+    if log:
+        log(rec)
+    return rec
+
+
+class Suite:
+    def __init__(self, mode: str, out: Path, profile: str = "missed", only: list[str] | None = None,
+                 verbose: bool = True):
+        self.mode, self.cfg, self.out, self.profile = mode, MODES[mode], out, profile
+        self.workloads = only or self.cfg["workloads"]
+        self.verbose = verbose
+        self.jobs: list[dict] = []
+        self.peers: dict[str, dict] = {}
+
+    # -- running
+    def log(self, rec: dict) -> None:
+        self.jobs.append(rec)
+        if not self.verbose:
+            return
+        what = rec["framework"] + "." + rec["func"] + " " + " ".join(
+            f"{k}={v}" for k, v in rec["kwargs"].items() if k not in ("warmup", "steps"))
+        res = rec.get("result", {})
+        num = next((f"{res[k]:.1f} {k}" for k in ("images_per_s", "images_per_s_per_config", "gflops")
+                    if isinstance(res.get(k), (int, float))), "")
+        print(f"[{time.strftime('%H:%M:%S')}] {rec['status']:7s} {what[:95]:95s} {num:30s} "
+              f"{rec['wall_s']:6.1f}s {rec['peak_rss_mb']:7.0f}MB", flush=True)
+        if rec["status"] == "error":
+            print("    " + rec["error"].strip().splitlines()[-1][:300], flush=True)
+
+    def job(self, framework: str, func: str, **kwargs) -> dict:
+        if framework in self.peers and not self.peers[framework]["available"]:
+            return {"status": "missing", "error": self.peers[framework]["error"],
+                    "framework": framework, "func": func, "kwargs": kwargs}
+        return run_job(framework, func, kwargs, self.cfg["timeout"], self.log)
+
+    def steps(self) -> dict:
+        return {"warmup": self.cfg["warmup"], "steps": self.cfg["steps"]}
+
+    def batch(self, b: int) -> int:
+        cap = self.cfg["batch_cap"]
+        return min(b, cap) if cap else b
+
+    def run(self) -> dict:
+        started = dt.datetime.now(dt.timezone.utc)
+        load_start = load_average()
+        probe = self.job("ferjax", "probe")
+        if probe["status"] != "ok":
+            raise SystemExit("ferjax itself does not run:\n" + probe.get("error", "")
+                             + probe.get("log_tail", ""))
+        info = probe["result"]
+        for peer in PEERS:
+            rec = self.job(peer, "probe")
+            self.peers[peer] = ({"available": True, **rec["result"]} if rec["status"] == "ok" else
+                                {"available": False, "status": rec["status"],
+                                 "error": rec.get("error", "").strip().splitlines()[-1]})
+        ceilings = [self.job("ferjax", "ceiling", n=n) for n in self.cfg["ceiling_n"]]
+        torch_ceiling = self.job("torch", "ceiling", n=self.cfg["ceiling_n"][0])
+
+        specs = {name: WORKLOADS[name] for name in self.workloads}
+        flops = {}
+        for m, f in sorted({(s["model"], s["features"]) for s in specs.values()}):
+            rec = self.job("ferjax", "flops", model=m, features=f)
+            flops[f"{m}/{f}"] = rec.get("result")
+
+        comparisons = []
+        for name, spec in specs.items():
+            if spec["task"] == "sweep":
+                comparisons.append(self.sweep(name, spec, info))
+            else:
+                comparisons.append(self.compare(name, spec, info, flops))
+
+        pipeline = self.pipeline(comparisons, info)
+        ceiling_end = self.job("ferjax", "ceiling", n=self.cfg["ceiling_n"][0])
+        ok = [c["result"]["gflops"] for c in ceilings + [ceiling_end] if c["status"] == "ok"]
+        ceiling = {"gflops": max(ok) if ok else None,
+                   "runs": [{"n": c["kwargs"]["n"], "gflops": c.get("result", {}).get("gflops"),
+                             "when": "start"} for c in ceilings]
+                   + [{"n": ceiling_end["kwargs"]["n"],
+                       "gflops": ceiling_end.get("result", {}).get("gflops"), "when": "end"}],
+                   "torch_gflops": torch_ceiling.get("result", {}).get("gflops"),
+                   "definition": "float32 n x n matmul through jax.jit(jnp.dot), median of timed runs"}
+        for c in comparisons:
+            self.add_gflops(c, ceiling["gflops"])
+        if self.profile != "none":
+            for c in comparisons:
+                if self.profile == "all" or c.get("target_met") is False:
+                    self.add_profile(c, info)
+        finished = dt.datetime.now(dt.timezone.utc)
+        return {
+            "suite": "ferjax benchmarks", "mode": self.mode, "started": started.isoformat(),
+            "finished": finished.isoformat(), "duration_s": (finished - started).total_seconds(),
+            "settings": {k: v for k, v in self.cfg.items() if k != "workloads"} | {"workloads": self.workloads},
+            "machine": {"cpu": cpu_model(), "cores": cores(), "platform": platform.platform(),
+                        "python": platform.python_version(), "load_average_start": load_start,
+                        "load_average_end": load_average()},
+            "versions": {"ferjax": info, **{p: v for p, v in self.peers.items()}},
+            "peers": {p: {"available": v["available"], **({} if v["available"] else {"error": v["error"]})}
+                      for p, v in self.peers.items()},
+            "ceiling": ceiling, "flops": flops, "comparisons": comparisons, "pipeline": pipeline,
+            "targets": summarize_targets(comparisons, pipeline), "notes": NOTES, "jobs": self.jobs,
+        }
+
+    # -- one workload
+    def compare(self, name: str, spec: dict, info: dict, flops: dict) -> dict:
+        task, batch = spec["task"], self.batch(spec["batch"])
+        base = dict(model=spec["model"], batch=batch, features=spec["features"], **self.steps())
+        convs = [c for c in info["conv_impls"] if task == "train" or not c.endswith("_vjp")]
+        variants: dict[str, dict] = {"ferjax": {}}
+        for conv in convs:
+            variants["ferjax"][conv] = self.job("ferjax", task, conv=conv, **base)
+        for peer, options in PEERS.items():
+            variants[peer] = {}
+            for key, value in options:
+                label = {True: "jit", False: "nojit"}.get(value, value)
+                variants[peer][label] = self.job(peer, task, **{key: value}, **base)
+        entry = {"workload": name, "task": task, "model": spec["model"], "batch": batch,
+                 "features": spec["features"], "channels": channels_of(spec["features"]),
+                 "ferjax_default_conv": info["default_conv"]}
+        entry.update(summarize(variants, default={"ferjax": info["default_conv"]}))
+        entry["flops"] = flops.get(f"{spec['model']}/{spec['features']}")
+        judge(entry, *TARGETS[task])
+        return entry
+
+    def sweep(self, name: str, spec: dict, info: dict) -> dict:
+        batch = self.batch(spec["batch"])
+        base = dict(model=spec["model"], batch=batch, features=spec["features"], **self.steps())
+        per_k = []
+        for k in spec["ks"]:
+            vm = self.job("ferjax", "train", k=k, **base)
+            sq = self.job("ferjax", "sequential", k=k, **base)
+            row = {"k": k, "vmapped_per_config": _get(vm, "images_per_s_per_config"),
+                   "sequential_per_config": _get(sq, "images_per_s_per_config"),
+                   "peak_rss_mb": {"vmapped": vm.get("peak_rss_mb"), "sequential": sq.get("peak_rss_mb")},
+                   "status": {"vmapped": vm["status"], "sequential": sq["status"]}}
+            row["ratio"] = _ratio(row["vmapped_per_config"], row["sequential_per_config"])
+            per_k.append(row)
+        last = per_k[-1]
+        entry = {"workload": name, "task": "sweep", "model": spec["model"], "batch": batch,
+                 "features": spec["features"], "channels": channels_of(spec["features"]),
+                 "conv": info["default_conv"], "ks": list(spec["ks"]), "per_k": per_k,
+                 "images_per_s": {"ferjax": last["vmapped_per_config"],
+                                  "sequential": last["sequential_per_config"]},
+                 "unit": "images/s per configuration",
+                 "best_peer": "sequential", "ratio_vs_best_peer": last["ratio"],
+                 "peak_rss_mb": {"ferjax": last["peak_rss_mb"]["vmapped"],
+                                 "sequential": last["peak_rss_mb"]["sequential"]}}
+        judge(entry, *TARGETS["sweep"])
+        entry["target_met_all_k"] = all(r["ratio"] is not None and r["ratio"] >= TARGETS["sweep"][1]
+                                        for r in per_k)
+        return entry
+
+    def pipeline(self, comparisons: list[dict], info: dict) -> dict:
+        n, b = self.cfg["pipeline_images"], self.batch(64)
+        rates = {fs: self.job("ferjax", "pipeline", feature_set=fs, n_images=n, batch=b)
+                 for fs in ("O", "O-S-L")}
+        fed = self.job("ferjax", "pipeline_fed", model="light", batch=b, features="O-S-L",
+                       n_images=self.cfg["fed_images"], warmup=self.cfg["warmup"])
+        consumers = {}
+        for c in comparisons:
+            if c["task"] == "train" and c["features"] == "O-S-L":
+                consumers[c["workload"]] = c["images_per_s"].get("ferjax")
+        out = {"train_images_per_s": {fs: _get(r, "images_per_s") for fs, r in rates.items()},
+               "train_images_per_cpu_s": {fs: _get(r, "images_per_cpu_s") for fs, r in rates.items()},
+               "batch": b, "n_images": n,
+               "step_consumption_images_per_s": consumers,
+               "fed": {"workload": "light, O-S-L, batch %d, %s conv" % (b, info["default_conv"]),
+                       "images_per_s": _get(fed, "images_per_s"),
+                       "wait_fraction": _get(fed, "wait_fraction"),
+                       "resident_batch_images_per_s": consumers.get("light_train_b64_osl"),
+                       "peak_rss_mb": fed.get("peak_rss_mb"), "status": fed["status"]},
+               "max_wait_fraction": PIPELINE_MAX_WAIT}
+        osl = out["train_images_per_s"]["O-S-L"]
+        fastest = max([v for v in consumers.values() if v], default=None)
+        wait = out["fed"]["wait_fraction"]
+        out["faster_than_fastest_step"] = (osl > fastest) if (osl and fastest) else None
+        out["step_waits_on_pipeline"] = (wait > PIPELINE_MAX_WAIT) if wait is not None else None
+        verdicts = [v for v in (out["faster_than_fastest_step"],
+                                None if wait is None else not out["step_waits_on_pipeline"])
+                    if v is not None]
+        out["target_met"] = all(verdicts) if verdicts else None
+        return out
+
+    def add_gflops(self, c: dict, ceiling: float | None) -> None:
+        if c["task"] != "train" or not c.get("flops"):
+            return
+        per_image = c["flops"]["train_flops_per_image"]
+        c["achieved_gflops"] = {fw: (r * per_image / 1e9 if r else None)
+                                for fw, r in c["images_per_s"].items()}
+        c["achieved_gflops_variants"] = {
+            fw: {v: (r * per_image / 1e9 if r else None) for v, r in rows.items()}
+            for fw, rows in c["variant_images_per_s"].items()}
+        if ceiling:
+            c["fraction_of_ceiling"] = {fw: (g / ceiling if g else None)
+                                        for fw, g in c["achieved_gflops"].items()}
+
+    def add_profile(self, c: dict, info: dict) -> None:
+        n = self.cfg["profile_steps"]
+        base = dict(model=c["model"], batch=c["batch"], features=c["features"], **self.steps())
+        if c["task"] == "sweep":
+            rec = self.job("ferjax", "train", k=c["ks"][-1], profile_steps=n, **base)
+            c["profile"] = {"what": f"vmapped K={c['ks'][-1]} step", **_profile_of(rec)}
+            return
+        c["profile"] = {}
+        convs = {info["default_conv"], c.get("best_variant", {}).get("ferjax") or info["default_conv"]}
+        for conv in sorted(convs):
+            rec = self.job("ferjax", c["task"], conv=conv, profile_steps=n, **base)
+            c["profile"][conv] = _profile_of(rec)
+
+
+def _profile_of(rec: dict) -> dict:
+    if rec["status"] != "ok":
+        return {"status": rec["status"], "error": rec.get("error", "")[-500:]}
+    return rec["result"].get("profile", {})
+
+
+def _get(rec: dict, key: str):
+    return rec.get("result", {}).get(key) if rec.get("status") == "ok" else None
+
+
+def _ratio(a, b):
+    return a / b if (a and b) else None
+
+
+def summarize(variants: dict[str, dict[str, dict]], default: dict[str, str]) -> dict:
+    """Per framework: every variant's images/s, the kept one, peak RSS, missing/failed peers."""
+    rates, best, images, rss, missing, errors = {}, {}, {}, {}, {}, {}
+    for fw, recs in variants.items():
+        rates[fw] = {v: _get(r, "images_per_s") for v, r in recs.items()}
+        rss[fw] = {v: r.get("peak_rss_mb") for v, r in recs.items() if r["status"] == "ok"}
+        for v, r in recs.items():
+            if r["status"] == "missing":
+                missing[fw] = r.get("error", "").strip().splitlines()[-1] if r.get("error") else "missing"
+            elif r["status"] != "ok":
+                errors[f"{fw}/{v}"] = (r.get("error", "") or "").strip().splitlines()[-1:] or [r["status"]]
+        ok = {v: x for v, x in rates[fw].items() if x}
+        if not ok:
+            continue
+        best[fw] = max(ok, key=ok.get)
+        kept = default.get(fw, best[fw])
+        images[fw] = ok.get(kept)
+    peers = {fw: x for fw, x in images.items() if fw != "ferjax" and x}
+    best_peer = max(peers, key=peers.get) if peers else None
+    ferjax_best = max((x for x in rates.get("ferjax", {}).values() if x), default=None)
+    return {"images_per_s": images, "variant_images_per_s": rates, "best_variant": best,
+            "best_peer": best_peer,
+            "ratio_vs_best_peer": _ratio(images.get("ferjax"), peers.get(best_peer)),
+            "ratio_vs_torch": _ratio(images.get("ferjax"), peers.get("torch")),
+            "ferjax_best_variant_ratio_vs_best_peer": _ratio(ferjax_best, peers.get(best_peer)),
+            "peak_rss_mb": rss, "missing_peers": missing, "errors": errors}
+
+
+def judge(entry: dict, against: str, minimum: float) -> None:
+    key = {"torch": "ratio_vs_torch"}.get(against, "ratio_vs_best_peer")
+    ratio = entry.get(key)
+    entry["target"] = {"ratio": key, "against": against, "min": minimum}
+    entry["target_met"] = None if ratio is None else bool(ratio >= minimum)
+
+
+def summarize_targets(comparisons: list[dict], pipeline: dict) -> list[dict]:
+    rows = [{"workload": c["workload"], "against": c["target"]["against"], "min": c["target"]["min"],
+             "ratio": c.get(c["target"]["ratio"]), "met": c["target_met"]} for c in comparisons]
+    rows.append({"workload": "pipeline (O-S-L)", "against": "fastest O-S-L step / waiting",
+                 "min": None, "ratio": _ratio(pipeline["train_images_per_s"].get("O-S-L"),
+                                              max([v for v in pipeline["step_consumption_images_per_s"].values()
+                                                   if v], default=None)),
+                 "met": pipeline["target_met"]})
+    return rows
+
+
+# ---------------------------------------------------------------- report
+
+def _f(x, fmt="{:.1f}", none="–"):
+    return none if x is None else fmt.format(x)
+
+
+def markdown(r: dict) -> str:
+    m, L = r["machine"], []
+    L.append(f"# ferjax benchmarks ({r['mode']})\n")
+    L.append(f"{r['started'][:19]}Z, {r['duration_s'] / 60:.1f} min. CPU: {m['cpu']}, "
+             f"{m['cores']['usable']} usable cores; load average at start "
+             f"{m['load_average_start']}, at end {m['load_average_end']}.")
+    if m["load_average_start"] and m["load_average_start"][0] > 0.5:
+        L.append(f"\n**Warning: the machine was busy when the suite started (1-min load "
+                 f"{m['load_average_start'][0]}): the rates below are lower than on an idle machine "
+                 f"and the ratios are noisy.**")
+    if r["mode"] == "smoke":
+        L.append("\n**Smoke run (one step, batches capped at 8): checks that every path runs; "
+                 "the numbers mean nothing.**")
+    v = r["versions"]
+    vers = [f"jax {v['ferjax']['jax']}", f"flax {v['ferjax']['flax']}"]
+    for p in ("torch", "keras"):
+        vers.append(f"{p} {v[p].get(p)}" if v[p]["available"] else f"{p}: MISSING ({v[p]['error']})")
+    if v["keras"]["available"]:
+        vers.append(f"tensorflow {v['keras'].get('tensorflow')}")
+    L.append("\nVersions: " + ", ".join(vers) + ".")
+    for p, info in r["peers"].items():
+        if not info["available"]:
+            L.append(f"\n**Peer {p} is missing** ({info['error']}): its columns are empty and the "
+                     f"ratios are taken against the peers that ran.")
+    c = r["ceiling"]
+    runs = ", ".join("n={} {}: {}".format(x["n"], x["when"], _f(x["gflops"])) for x in c["runs"])
+    L.append(f"\nMatmul ceiling (float32 through jax): **{_f(c['gflops'])} GFLOP/s** ({runs}); "
+             f"PyTorch torch.mm: {_f(c['torch_gflops'])} GFLOP/s.")
+
+    L.append("\n## Targets\n")
+    L.append("| workload | ratio of ferjax to | target | measured | met |")
+    L.append("|---|---|---|---|---|")
+    for t in r["targets"]:
+        L.append(f"| {t['workload']} | {t['against']} | {_f(t['min'], '>= {:.1f}x', '')} | "
+                 f"{_f(t['ratio'], '{:.2f}x')} | {_met(t['met'])} |")
+
+    L.append("\n## Training and inference (images/s)\n")
+    L.append("ferjax = its default conv (`" + r["versions"]["ferjax"]["default_conv"] + "`); peers: "
+             "their faster variant (in brackets). GFLOP/s from the stated FLOP count.\n")
+    L.append("| workload | ferjax | PyTorch | Keras | ratio vs best peer | vs PyTorch | "
+             "ferjax GFLOP/s (% ceiling) | PyTorch GFLOP/s | peak RSS ferjax / torch / keras (MB) |")
+    L.append("|---|---|---|---|---|---|---|---|---|")
+    for e in r["comparisons"]:
+        if e["task"] == "sweep":
+            continue
+        ips, best = e["images_per_s"], e["best_variant"]
+        g, frac = e.get("achieved_gflops", {}), e.get("fraction_of_ceiling", {})
+        rss = e["peak_rss_mb"]
+
+        def peer(p):
+            if p in e["missing_peers"]:
+                return "missing"
+            return f"{_f(ips.get(p))} ({best.get(p, '–')})"
+
+        def rss_of(fw):
+            rows = rss.get(fw, {})
+            return _f(max(rows.values()) if rows else None, "{:.0f}")
+        L.append(f"| {e['workload']} | {_f(ips.get('ferjax'))} | {peer('torch')} | {peer('keras')} | "
+                 f"{_f(e['ratio_vs_best_peer'], '{:.2f}x')} | {_f(e['ratio_vs_torch'], '{:.2f}x')} | "
+                 f"{_f(g.get('ferjax'))} ({_f(frac.get('ferjax'), '{:.0%}')}) | {_f(g.get('torch'))} | "
+                 f"{rss_of('ferjax')} / {rss_of('torch')} / {rss_of('keras')} |")
+
+    L.append("\n### Every variant (images/s)\n")
+    L.append("| workload | " + " | ".join(_variant_columns(r)) + " |")
+    L.append("|---|" + "---|" * len(_variant_columns(r)))
+    for e in r["comparisons"]:
+        if e["task"] == "sweep":
+            continue
+        cells = [_f(e["variant_images_per_s"].get(fw, {}).get(v)) for fw, v in
+                 (col.split("/", 1) for col in _variant_columns(r))]
+        L.append(f"| {e['workload']} | " + " | ".join(cells) + " |")
+    errs = {e["workload"]: e["errors"] for e in r["comparisons"] if e.get("errors")}
+    if errs:
+        L.append("\nFailed variants: " + "; ".join(f"{w}: {k} ({' '.join(v)[:200]})"
+                                                   for w, d in errs.items() for k, v in d.items()))
+
+    for e in r["comparisons"]:
+        if e["task"] != "sweep":
+            continue
+        L.append(f"\n## Sweep: {e['workload']} ({e['model']}, batch {e['batch']}, {e['conv']} conv)\n")
+        L.append("Images/s per configuration: K configurations vmapped in one step vs the same K "
+                 "configurations trained one after another.\n")
+        L.append("| K | vmapped | sequential | ratio | peak RSS vmapped / sequential (MB) |")
+        L.append("|---|---|---|---|---|")
+        for row in e["per_k"]:
+            L.append(f"| {row['k']} | {_f(row['vmapped_per_config'])} | {_f(row['sequential_per_config'])} | "
+                     f"{_f(row['ratio'], '{:.2f}x')} | {_f(row['peak_rss_mb']['vmapped'], '{:.0f}')} / "
+                     f"{_f(row['peak_rss_mb']['sequential'], '{:.0f}')} |")
+
+    p = r["pipeline"]
+    L.append("\n## Input pipeline\n")
+    L.append(f"tf.data training pipeline alone ({p['n_images']} random images, batch {p['batch']}): "
+             + ", ".join(f"{fs} {_f(x, '{:.0f}')} images/s ({_f(p['train_images_per_cpu_s'][fs], '{:.0f}')}"
+                         f" per CPU-s)" for fs, x in p["train_images_per_s"].items()) + ".")
+    L.append("Training step consumption (resident batch): "
+             + (", ".join(f"{w} {_f(x, '{:.0f}')}" for w, x in p["step_consumption_images_per_s"].items())
+                or "–") + " images/s.")
+    fed = p["fed"]
+    L.append(f"Step fed by the pipeline ({fed['workload']}): {_f(fed['images_per_s'], '{:.0f}')} images/s "
+             f"(resident batch: {_f(fed['resident_batch_images_per_s'], '{:.0f}')}); the loop waited "
+             f"for batches {_f(fed['wait_fraction'], '{:.1%}')} of the wall time (allowed "
+             f"{p['max_wait_fraction']:.0%}). Pipeline is the bottleneck: "
+             f"{ {True: 'no', False: 'YES', None: 'unknown'}[p['target_met']] }.")
+    if fed["images_per_s"] and fed["resident_batch_images_per_s"]:
+        L.append("(On a 2-core machine the pipeline's own CPU time slows the step even when the "
+                 "step never waits for a batch; the wait share is what says whether the step "
+                 "waits on the pipeline.)")
+
+    prof = [e for e in r["comparisons"] if e.get("profile")]
+    if prof:
+        L.append("\n## What bounds the missed targets (ferjax per-op profile)\n")
+        L.append("Top ops of the compiled step by time (jax.profiler trace of XLA's compute "
+                 "threads; times are summed over threads, so they can exceed the wall step).")
+        for e in prof:
+            profiles = e["profile"]
+            if "top_ops" in profiles or "what" in profiles:
+                profiles = {profiles.get("what", "step"): profiles}
+            for conv, pr in profiles.items():
+                L.append(f"\n**{e['workload']}** ({conv}): busy {_f(pr.get('busy_ms_per_step'))} ms/step"
+                         + (f"; {pr['error'][:200]}" if pr.get("error") else ""))
+                if pr.get("top_ops"):
+                    L.append("\n| op | ms/step | calls | share |\n|---|---|---|---|")
+                    for o in pr["top_ops"][:12]:
+                        L.append(f"| `{o['op'][:70]}` | {o['ms_per_step']:.1f} | {o['calls_per_step']:.0f} | "
+                                 f"{o['share']:.0%} |")
+    L.append("\n## Stated FLOP counts (per image)\n")
+    L.append("| model / features | forward GFLOP | training GFLOP (3x) |\n|---|---|---|")
+    for k, f in r["flops"].items():
+        if f:
+            L.append(f"| {k} | {f['forward_flops_per_image'] / 1e9:.3f} | {f['train_flops_per_image'] / 1e9:.3f} |")
+    L.append("\n## Notes\n")
+    L += [f"* {n}" for n in r["notes"]]
+    return "\n".join(L) + "\n"
+
+
+def _met(x):
+    return {True: "yes", False: "**NO**", None: "not measured"}[x]
+
+
+def _variant_columns(r: dict) -> list[str]:
+    cols = []
+    for e in r["comparisons"]:
+        for fw, rows in e.get("variant_images_per_s", {}).items():
+            for v in rows:
+                if f"{fw}/{v}" not in cols:
+                    cols.append(f"{fw}/{v}")
+    return cols
+
+
+# ---------------------------------------------------------------- entry point
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, help="directory for results.json and results.md")
+    parser.add_argument("--quick", action="store_true", help="fewer workloads and steps")
+    parser.add_argument("--smoke", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--only", nargs="+", choices=sorted(WORKLOADS), help="just these workloads")
+    parser.add_argument("--profile", choices=("missed", "all", "none"), default="missed",
+                        help="per-op profile of ferjax for workloads that miss their target (default)")
+    parser.add_argument("--worker", nargs=2, metavar=("MODULE", "FUNC"), help=argparse.SUPPRESS)
+    parser.add_argument("--kwargs", default="{}", help=argparse.SUPPRESS)
+    parser.add_argument("--result", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        worker(args.worker[0], args.worker[1], json.loads(args.kwargs), args.result)
+    if not args.out:
+        parser.error("--out is required")
+    mode = "smoke" if args.smoke else "quick" if args.quick else "full"
+    args.out.mkdir(parents=True, exist_ok=True)
+    print(f"ferjax benchmark suite, {mode} mode -> {args.out}; load average {load_average()}",
+          flush=True)
+    results = Suite(mode, args.out, profile=args.profile, only=args.only).run()
+    (args.out / "results.json").write_text(json.dumps(results, indent=1, default=_jsonable))
+    (args.out / "results.md").write_text(markdown(results))
+    print(f"\nwrote {args.out / 'results.json'} and {args.out / 'results.md'}")
+    for t in results["targets"]:
+        print(f"  {t['workload']:22s} vs {t['against']:28s} {_f(t['ratio'], '{:.2f}x'):>7s}  "
+              f"target {_f(t['min'], '{:.1f}x', '-'):>6s}  {_met(t['met'])}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
