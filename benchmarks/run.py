@@ -145,10 +145,12 @@ def _jsonable(x):
 
 # ---------------------------------------------------------------- parent side
 
-def run_job(framework: str, func: str, kwargs: dict, timeout: float, log=None) -> dict:
+def run_job(framework: str, func: str, kwargs: dict, timeout: float, log=None,
+            pythonpath: tuple[str, ...] = ()) -> dict:
     """One worker process; returns its record with the peak RSS the kernel saw (wait4)."""
+    path = [*pythonpath, str(REPO), os.environ.get("PYTHONPATH")]
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", KERAS_BACKEND="tensorflow",
-               PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
+               PYTHONPATH=os.pathsep.join(filter(None, path)))
     load = load_average()
     with tempfile.TemporaryDirectory(prefix="ferjax-bench-") as d:
         result, errlog = Path(d) / "result.json", Path(d) / "log.txt"

@@ -84,18 +84,17 @@ def test_keras_peer():
 
 
 def test_worker_process_reports_missing_and_peak_rss(tmp_path):
-    """The subprocess path: a result with the kernel's peak RSS; a peer that cannot be imported
-    comes back as 'missing', not as a crash."""
+    """The subprocess path: a result with the kernel's peak RSS; a peer that cannot be
+    imported comes back as 'missing', not as a crash."""
     from benchmarks import run
     rec = run.run_job("ferjax", "ceiling", {"n": 32, "warmup": 1, "steps": 1}, timeout=300)
     assert rec["status"] == "ok" and positive(rec["result"]["gflops"]) and positive(rec["peak_rss_mb"])
-    run.MODULES["nopeer"] = "benchmarks._no_such_peer"
-    try:
-        run.PEER_MODULES["nopeer"] = {"benchmarks"}
-        rec = run.run_job("nopeer", "probe", {}, timeout=300)
-    finally:
-        run.MODULES.pop("nopeer"), run.PEER_MODULES.pop("nopeer")
-    assert rec["status"] in ("missing", "error") and rec["returncode"] != 0
+    stub = tmp_path / "torch"          # shadows an installed torch, as if it were absent
+    stub.mkdir()
+    (stub / "__init__.py").write_text(
+        "raise ModuleNotFoundError(\"No module named 'torch'\", name='torch')\n")
+    rec = run.run_job("torch", "probe", {}, timeout=300, pythonpath=(str(tmp_path),))
+    assert rec["status"] == "missing" and "torch" in rec["error"] and rec["returncode"] == 3
 
 
 def fake_record(rate, status="ok"):
