@@ -72,25 +72,6 @@ def bucket_size(n: int, max_batch: int = MAX_BATCH) -> int:
     return min(max_batch, MIN_BUCKET * 2 ** math.ceil(math.log2(n / MIN_BUCKET)))
 
 
-_PREPROCESSORS: dict = {}
-
-
-def preprocessor(feature_set: str, image_size: int):
-    """uint8 (N, 48, 48) -> float32 (N, S, S, C): `ferjax.data.pipeline.preprocess_op` (the
-    evaluation chain that `preprocess_numpy` runs) traced once for any N, instead of
-    `preprocess_numpy`'s fresh tf.function (a retrace, ~0.15 s) on every call."""
-    key = (feature_set, image_size)
-    if key not in _PREPROCESSORS:
-        import tensorflow as tf
-
-        from ferjax.data.pipeline import preprocess_op
-        op = preprocess_op(feature_set, image_size, augment=False)
-        fn = tf.function(lambda x: op({"image": x})["image"], autograph=False,
-                         input_signature=[tf.TensorSpec([None, IMAGE_SIDE, IMAGE_SIDE], tf.uint8)])
-        _PREPROCESSORS[key] = lambda faces: fn(tf.constant(faces)).numpy()
-    return _PREPROCESSORS[key]
-
-
 def read_image(path: str | Path) -> np.ndarray:
     """A BGR uint8 image (EXIF orientation applied); InputError naming the file if unreadable."""
     path = Path(path)
@@ -151,7 +132,8 @@ class Predictor:
         self.source = source
         self.forward_calls = 0               # jitted forward calls made (one per bucket chunk)
         self._params = jax.device_put(params)
-        self._preprocess = preprocessor(feature_set, image_size)
+        from ferjax.data.pipeline import eval_preprocessor
+        self._preprocess = eval_preprocessor(feature_set, image_size)
         self._forward = jax.jit(
             lambda p, x: jax.nn.softmax(model.apply({"params": p}, x, train=False)[0], axis=-1))
         from ferjax.detect import _classifier
