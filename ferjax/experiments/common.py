@@ -48,6 +48,8 @@ def add_arguments(p: argparse.ArgumentParser, default_out: str) -> None:
     p.add_argument("--train-subset", type=int, default=None, help="train on N images only (reduced)")
     p.add_argument("--valid-subset", type=int, default=None, help="validate on N images only (reduced)")
     p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--synthetic-per-class", type=int, default=None,
+                   help="size of the built-in data (training faces per class)")
     p.add_argument("--conv", default="matmul", choices=["matmul", "lax"])
     p.add_argument("--out", default=default_out)
     p.add_argument("--no-progress", action="store_true")
@@ -65,7 +67,8 @@ def resolve_profile(args, model: str) -> Profile:
     base = PROFILES[args.profile or ("quick" if args.data == "synthetic" else "paper")][model]
     changes = {k: v for k, v in (("epochs", args.epochs), ("seeds", args.seeds),
                                  ("train_subset", args.train_subset),
-                                 ("valid_subset", args.valid_subset)) if v is not None}
+                                 ("valid_subset", args.valid_subset),
+                                 ("synthetic_per_class", args.synthetic_per_class)) if v is not None}
     if changes:
         base = dataclasses.replace(base, **changes)
         if base.name == "paper" and (base.epochs < PROFILES["paper"][model].epochs

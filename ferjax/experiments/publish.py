@@ -1,0 +1,56 @@
+"""Copy an experiment's results into the repository's experiments/ folder: the table (JSON,
+markdown, figures) and, per row, the kept checkpoint of its best seed, listed in
+experiments/checkpoints.json so that `ferjax evaluate --checkpoint DIR` can score each row.
+
+    python -m ferjax.experiments.publish results/table2/table2.json experiments/table2_light_real
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from pathlib import Path
+
+
+def publish(result_json: Path, dest: Path, index: Path, repo_root: Path) -> dict:
+    result = json.loads(result_json.read_text())
+    dest.mkdir(parents=True, exist_ok=True)
+    for f in result_json.parent.glob(result_json.stem + "*"):
+        shutil.copy2(f, dest / f.name)
+    entries = json.loads(index.read_text()) if index.exists() else {}
+    for row in result["rows"]:
+        best = max(range(row["runs"]), key=lambda i: row["accuracies"][i])
+        src = Path(row["checkpoints"][best])
+        target = dest / "checkpoints" / row["row"]
+        if target.exists():
+            shutil.rmtree(target)
+        shutil.copytree(src / "best", target / "best")
+        for name in ("summary.json", "metrics.jsonl"):
+            if (src / name).exists():
+                shutil.copy2(src / name, target / name)
+        entries[row["row"]] = {
+            "checkpoint": str(target.resolve().relative_to(repo_root.resolve())),
+            "model": result["model"], "features": row["features"], "lam": row["lam"],
+            "seed": row["seeds"][best], "best_epoch": row["best_epochs"][best],
+            f"{row['split']}_accuracy": row["accuracies"][best], "profile": result["profile"],
+            "epochs": result["epochs"], "data": result["data"], "reduced": result["reduced"],
+            "command": result["command"]}
+    index.write_text(json.dumps(entries, indent=2) + "\n")
+    return entries
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m ferjax.experiments.publish", description=__doc__)
+    p.add_argument("result", type=Path, help="the table JSON an experiment wrote")
+    p.add_argument("dest", type=Path, help="a folder under experiments/")
+    p.add_argument("--index", type=Path, default=Path("experiments/checkpoints.json"))
+    p.add_argument("--repo-root", type=Path, default=Path("."))
+    args = p.parse_args(argv)
+    entries = publish(args.result, args.dest, args.index, args.repo_root)
+    print(json.dumps(entries, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

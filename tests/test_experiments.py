@@ -1,0 +1,42 @@
+"""The experiment entry points end to end on tiny built-in data (a few steps per run)."""
+import json
+
+from ferjax import cli
+from ferjax.experiments import lambda_sweep
+from ferjax.experiments.common import table_main
+from ferjax.experiments.paper import TABLE2
+from ferjax.experiments.publish import publish
+
+TINY = ["--epochs", "1", "--seeds", "2", "--synthetic-per-class", "12", "--batch-size", "16", "--no-progress"]
+
+
+def test_table2_writes_paper_shaped_outputs_and_publishes_checkpoints(tmp_path, capsys):
+    out = tmp_path / "t2"
+    assert table_main("table2", TINY + ["--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "quick profile" in printed and "data: synthetic" in printed
+    result = json.loads((out / "table2.json").read_text())
+    assert [r["row"] for r in result["rows"]] == [r.name for r in TABLE2]
+    assert result["profile"] == "quick" and result["accuracy_split"] == "test"
+    for r in result["rows"]:
+        assert r["runs"] == 2 and r["min"] <= r["avg"] <= r["max"] and len(r["per_class"]) == 8
+    for png in ("table2_fig2_configurations.png", "table2_fig4_per_class.png"):
+        assert (out / png).read_bytes()[:4] == b"\x89PNG"
+    assert "| base+S+TL | 0.01 |" in (out / "table2.md").read_text()
+
+    index = tmp_path / "checkpoints.json"
+    entries = publish(out / "table2.json", tmp_path / "published", index, tmp_path)
+    assert set(entries) == {r.name for r in TABLE2}
+    ckpt = tmp_path / entries["base+S+TL"]["checkpoint"]
+    assert cli.main(["evaluate", "--checkpoint", str(ckpt), "--split", "valid", "--json"]) == 0
+    scored = json.loads(capsys.readouterr().out)
+    assert scored["features"] == "O-S" and scored["lam"] == 0.01
+
+
+def test_lambda_sweep_writes_figure_3(tmp_path, capsys):
+    out = tmp_path / "sweep"
+    argv = TINY + ["--feature-sets", "O-L", "--lams", "0.01", "1", "--out", str(out)]
+    assert lambda_sweep.main(argv) == 0
+    result = json.loads((out / "lambda_sweep.json").read_text())
+    assert [p["lam"] for p in result["curves"]["O-L"]] == [0.01, 1.0]
+    assert (out / "lambda_sweep_fig3.png").read_bytes()[:4] == b"\x89PNG"
