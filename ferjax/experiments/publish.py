@@ -13,13 +13,14 @@ import sys
 from pathlib import Path
 
 
-def publish(result_json: Path, dest: Path, index: Path, repo_root: Path) -> dict:
+def publish(result_json: Path, dest: Path, index: Path, repo_root: Path,
+            checkpoints: bool = True) -> dict:
     result = json.loads(result_json.read_text())
     dest.mkdir(parents=True, exist_ok=True)
     for f in result_json.parent.glob(result_json.stem + "*"):
         shutil.copy2(f, dest / f.name)
     entries = json.loads(index.read_text()) if index.exists() else {}
-    for row in result["rows"]:
+    for row in result["rows"] if checkpoints else ():
         best = max(range(row["runs"]), key=lambda i: row["accuracies"][i])
         src = Path(row["checkpoints"][best])
         target = dest / "checkpoints" / row["row"]
@@ -46,8 +47,9 @@ def main(argv=None) -> int:
     p.add_argument("dest", type=Path, help="a folder under experiments/")
     p.add_argument("--index", type=Path, default=Path("experiments/checkpoints.json"))
     p.add_argument("--repo-root", type=Path, default=Path("."))
+    p.add_argument("--no-checkpoints", action="store_true", help="copy the table and figures only")
     args = p.parse_args(argv)
-    entries = publish(args.result, args.dest, args.index, args.repo_root)
+    entries = publish(args.result, args.dest, args.index, args.repo_root, not args.no_checkpoints)
     print(json.dumps(entries, indent=2))
     return 0
 

@@ -41,12 +41,17 @@ class MatmulConv3x3(nn.Module):
         return conv3x3_matmul(x, kernel) + bias
 
 
+# "xla": XLA's own convolution (as "lax") with the reshape max-pool (as "matmul"). Recent
+# XLA:CPU runs convolutions, and their gradients, through YNNPACK, faster than im2col GEMMs.
+CONV_IMPLS = ("matmul", "lax", "xla")
+
+
 def conv3x3(features: int, impl: str, name: str) -> nn.Module:
     if impl == "matmul":
         return MatmulConv3x3(features, name=name)
-    if impl == "lax":
+    if impl in ("lax", "xla"):
         return nn.Conv(features, (3, 3), padding="SAME", kernel_init=KERNEL_INIT, name=name)
-    raise ValueError(f"unknown conv implementation {impl!r}; choose 'matmul' or 'lax'")
+    raise ValueError(f"unknown conv implementation {impl!r}; choose one of {', '.join(CONV_IMPLS)}")
 
 
 def max_pool2(x: jax.Array, impl: str) -> jax.Array:
