@@ -70,10 +70,23 @@ def _params_of(state) -> int:
     return count_params(jax.tree.map(lambda x: x[0], state.params))
 
 
+def _named(profile_steps: int):
+    """Flax module names in the HLO metadata (jax.named_scope only: same compiled code), so a
+    profile can say which layer an op belongs to."""
+    import contextlib
+    import flax.linen as nn
+    return nn.override_named_call(True) if profile_steps else contextlib.nullcontext()
+
+
 def train(model: str = "light", batch: int = 64, features: str = "O", conv: str | None = None,
           warmup: int = 3, steps: int = 10, image_size: int = 64, k: int = 1,
           profile_steps: int = 0) -> dict:
     """Images/s of the production training step for K stacked runs (K=1: one run)."""
+    with _named(profile_steps):
+        return _train(model, batch, features, conv, warmup, steps, image_size, k, profile_steps)
+
+
+def _train(model, batch, features, conv, warmup, steps, image_size, k, profile_steps) -> dict:
     conv = conv or default_conv()
     holder = {}
     holder["state"], step, data = _train_setup(model, batch, features, conv, image_size, k)
@@ -90,7 +103,8 @@ def train(model: str = "light", batch: int = 64, features: str = "O", conv: str 
            "params": params, "conv": conv, "k": k, "loss_finite": bool(np.all(np.isfinite(loss))),
            **timing}
     if profile_steps:
-        out["profile"] = _profile(one, profile_steps)
+        hlo = step.lower(holder["state"], data).compile().as_text()   # the cached executable
+        out["profile"] = _profile(one, profile_steps, hlo)
     return out
 
 
@@ -124,6 +138,11 @@ def sequential(model: str = "light", batch: int = 64, features: str = "O", conv:
 def infer(model: str = "light", batch: int = 256, features: str = "O", conv: str | None = None,
           warmup: int = 3, steps: int = 10, image_size: int = 64, profile_steps: int = 0) -> dict:
     """Images/s of the jitted forward pass (train=False), logits only."""
+    with _named(profile_steps):
+        return _infer(model, batch, features, conv, warmup, steps, image_size, profile_steps)
+
+
+def _infer(model, batch, features, conv, warmup, steps, image_size, profile_steps) -> dict:
     conv = conv or default_conv()
     net = build_model(model, conv)
     params = init_params(net, jax.random.PRNGKey(0), channels_of(features), image_size)
@@ -137,17 +156,17 @@ def infer(model: str = "light", batch: int = 256, features: str = "O", conv: str
     out = {"images_per_s": rate(timing, batch), "params": count_params(params), "conv": conv,
            **timing}
     if profile_steps:
-        out["profile"] = _profile(one, profile_steps)
+        out["profile"] = _profile(one, profile_steps, fwd.lower(params, x).compile().as_text())
     return out
 
 
-def _profile(one, n: int) -> dict:
+def _profile(one, n: int, hlo_text: str | None = None) -> dict:
     with tempfile.TemporaryDirectory() as d:
         jax.profiler.start_trace(d)
         for _ in range(n):
             one()
         jax.profiler.stop_trace()
-        return top_ops_from_trace(d, n)
+        return top_ops_from_trace(d, n, hlo_text=hlo_text)
 
 
 def ceiling(n: int = 2048, warmup: int = 2, steps: int = 5) -> dict:
@@ -187,44 +206,99 @@ def pipeline(feature_set: str = "O-S-L", n_images: int = 10240, batch: int = 64)
 def pipeline_fed(model: str = "light", batch: int = 64, features: str = "O-S-L",
                  conv: str | None = None, n_images: int = 5120, warmup: int = 3,
                  image_size: int = 64) -> dict:
-    """The training step fed by the real tf.data pipeline, as ferjax.train.loop runs it
-    (no blocking between steps). Reports end-to-end images/s and the share of wall time the
-    loop spent waiting for the next batch (time inside next(iterator))."""
+    """The training step fed by the real tf.data pipeline, as ferjax.train.loop runs it (no
+    blocking between steps: the loop dispatches a step and pulls the next batch while it runs).
+
+    Where the loop's time goes tells which side limits: `data_wait_s` in next(iterator)
+    (waiting for the pipeline), `dispatch_s` in put_batch + the step call (blocked by the
+    runtime's queue of in-flight steps), and `backlog_s`, the time from the last dispatch to
+    the last step's end (work the step still had queued). The pipeline is the bottleneck when
+    the loop waits for data and the step has no backlog (less than two resident steps).
+    """
     from benchmarks.pipeline import random_split
     from ferjax.data.pipeline import train_batches
     conv = conv or default_conv()
     cfgs = run_configs(model, batch, features, conv, image_size)
     placement = Placement.create(1, batch)
-    state = placement.put_state(create_states(cfgs, STEPS_PER_EPOCH))
+    holder = {"state": placement.put_state(create_states(cfgs, STEPS_PER_EPOCH))}
     step = placement.train_step()
+    resident = placement.put_batch(random_batch(batch, channels_of(features), image_size))
+
+    def one():
+        holder["state"], _ = step(holder["state"], resident)
+        jax.block_until_ready(holder["state"])
+
+    step_s = time_steps(one, warmup, 3)["median_step_s"]   # the resident step, same process
+    state = holder.pop("state")
     split = random_split(n_images)
-    warm = random_batch(batch, channels_of(features), image_size)
-    for _ in range(warmup):
-        state, m = step(state, placement.put_batch(warm))
-    jax.block_until_ready(state)
     it = iter(train_batches(split, feature_set=features, batch_size=batch, seed=0, epoch=0,
                             image_size=image_size))
     first = next(it)                       # dataset construction and first batch, untimed
     state, m = step(state, placement.put_batch(first))
     jax.block_until_ready(state)
-    waited, count, t0 = 0.0, 0, time.perf_counter()
+    data_wait = dispatch = 0.0
+    count, t0 = 0, time.perf_counter()
     while True:
         t = time.perf_counter()
         try:
             b = next(it)
         except StopIteration:
             break
-        waited += time.perf_counter() - t
+        t1 = time.perf_counter()
         state, m = step(state, placement.put_batch(b))
+        t2 = time.perf_counter()
+        data_wait, dispatch = data_wait + (t1 - t), dispatch + (t2 - t1)
         count += len(b["image"])
+    t_last = time.perf_counter()
     jax.block_until_ready(state)
-    wall = time.perf_counter() - t0
+    t_end = time.perf_counter()
+    wall, backlog = t_end - t0, t_end - t_last
+    pipeline_bound = bool(data_wait / wall > 0.05 and backlog < 2 * step_s) if wall > 0 else None
     return {"images_per_s": count / wall if wall > 0 else float("nan"), "images": count,
-            "wait_fraction": waited / wall if wall > 0 else float("nan"), "conv": conv,
+            "resident_images_per_s": batch / step_s, "resident_step_s": step_s, "wall_s": wall,
+            "data_wait_s": data_wait, "dispatch_s": dispatch, "backlog_s": backlog,
+            "data_wait_fraction": data_wait / wall if wall > 0 else float("nan"),
+            "pipeline_bound": pipeline_bound, "conv": conv,
             "loss_finite": bool(np.all(np.isfinite(np.asarray(m["loss"]))))}
 
 
-FUNCTIONS = {"train": train, "sequential": sequential, "infer": infer, "ceiling": ceiling,
+VGG13_CONV_SHAPES = ((64, 1, 64), (64, 64, 64), (32, 64, 128), (32, 128, 128), (16, 128, 256),
+                     (16, 256, 256), (8, 256, 256))   # (side, Cin, Cout); 8x8 also gets 256->256
+
+
+def conv_layers(conv: str | None = None, batch: int = 64, warmup: int = 2, steps: int = 5,
+                shapes=VGG13_CONV_SHAPES) -> dict:
+    """Per-layer cost of one 3x3 convolution, forward alone and forward + both gradients
+    (input and weight), for VGG13's layer shapes: ms and GFLOP/s (a multiply-add = 2 FLOPs;
+    training = 3 x forward). Says which layers hold a training step below the ceiling."""
+    from ferjax.models.conv import conv3x3_matmul
+    conv = conv or default_conv()
+    if conv == "matmul":
+        f = conv3x3_matmul
+    else:   # "lax" and "xla": XLA's convolution, as nn.Conv(padding="SAME") runs it
+        f = lambda x, k: jax.lax.conv_general_dilated(  # noqa: E731
+            x, k, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    rows = []
+    for side, cin, cout in shapes:
+        rng = np.random.default_rng(0)
+        x = jnp.asarray(rng.standard_normal((batch, side, side, cin), np.float32))
+        k = jnp.asarray(rng.standard_normal((3, 3, cin, cout), np.float32) * 0.05)
+        r = jnp.asarray(rng.standard_normal((batch, side, side, cout), np.float32))
+        fwd = jax.jit(f)
+        # the first layer's input gradient is never needed in training: weight gradient only
+        argnums = (1,) if cin == 1 else (0, 1)
+        grad = jax.jit(jax.grad(lambda x, k: jnp.sum(f(x, k) * r), argnums=argnums))
+        flops = 2.0 * batch * side * side * 9 * cin * cout
+        t_f = time_steps(lambda: jax.block_until_ready(fwd(x, k)), warmup, steps)["median_step_s"]
+        t_g = time_steps(lambda: jax.block_until_ready(grad(x, k)), warmup, steps)["median_step_s"]
+        train_flops = flops * (1 + len(argnums))
+        rows.append({"side": side, "cin": cin, "cout": cout, "forward_ms": t_f * 1e3,
+                     "forward_gflops": flops / t_f / 1e9, "train_ms": t_g * 1e3,
+                     "train_gflops": train_flops / t_g / 1e9})
+    return {"conv": conv, "batch": batch, "layers": rows}
+
+
+FUNCTIONS = {"conv_layers": conv_layers, "train": train, "sequential": sequential, "infer": infer, "ceiling": ceiling,
              "flops": flops, "probe": probe, "pipeline": pipeline, "pipeline_fed": pipeline_fed}
 
 if __name__ == "__main__":   # a one-off: python benchmarks/bench_ferjax.py train model=light

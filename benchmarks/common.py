@@ -86,7 +86,30 @@ def load_average() -> list[float]:
         return []
 
 
-def top_ops_from_trace(trace_dir: str, steps: int, top: int = 15) -> dict:
+def hlo_index(hlo_text: str) -> dict[str, dict]:
+    """Instruction name -> {"shape", "source"} from an optimised HLO module's text, "source"
+    being the JAX op that produced it (metadata op_name, shortened). Trace events are named
+    after these instructions, so this says what each fusion in a profile computes."""
+    import re
+    out = {}
+    line_re = re.compile(r"^\s*(?:ROOT\s+)?%?([\w.\-]+) = (.*)$")
+    for line in hlo_text.splitlines():
+        m = line_re.match(line)
+        if not m:
+            continue
+        name, rest = m.groups()
+        shape = re.match(r"\(?([a-z]+\d*\[[^\]]*\])", rest)
+        src = re.search(r'op_name="([^"]*)"', rest)
+        source = src.group(1) if src else ""
+        for prefix in ("jit(train_step)/", "jit(<lambda>)/", "jit("):
+            if source.startswith(prefix):
+                source = source[len(prefix):]
+                break
+        out[name] = {"shape": shape.group(1) if shape else "", "source": source[-110:]}
+    return out
+
+
+def top_ops_from_trace(trace_dir: str, steps: int, top: int = 15, hlo_text: str | None = None) -> dict:
     """Aggregate a jax.profiler trace by op name: ms per step, calls per step, share of busy time.
 
     Only complete ('X') events of XLA's compute threads are counted (its HLO ops and fusions,
@@ -112,13 +135,14 @@ def top_ops_from_trace(trace_dir: str, steps: int, top: int = 15) -> dict:
         if e.get("ph") != "X":
             continue
         name = e.get("name", "")
-        if name.startswith("$") or "::" in name or "PjitFunction" in name \
+        if name.startswith(("$", "end: ")) or "::" in name or "PjitFunction" in name \
                 or tids.get((e.get("pid"), e.get("tid")), "") == "python":
             continue
         total[name] += e.get("dur", 0)
         calls[name] += 1
     busy = sum(total.values()) or 1
+    index = hlo_index(hlo_text) if hlo_text else {}
     ops = [{"op": k[:160], "ms_per_step": v / steps / 1000.0, "calls_per_step": calls[k] / steps,
-            "share": v / busy} for k, v in total.most_common(top)]
+            "share": v / busy, **index.get(k, {})} for k, v in total.most_common(top)]
     return {"busy_ms_per_step": busy / steps / 1000.0, "top_ops": ops,
             "threads": sorted(set(tids.values()))[:20]}

@@ -15,6 +15,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 TINY = dict(warmup=1, steps=1, image_size=16)
+# One shape for every ferjax training call, so the K=1 step compiles once for the module.
+STEP = dict(model="light", batch=2, features="O-S-L")
 
 
 def positive(x) -> bool:
@@ -28,7 +30,7 @@ def bf():
 
 
 def test_ferjax_train_and_profile(bf):
-    r = bf.train(model="light", batch=2, features="O-S-L", profile_steps=1, **TINY)
+    r = bf.train(profile_steps=1, **STEP, **TINY)
     assert positive(r["images_per_s"]) and r["loss_finite"] and r["conv"] == bf.default_conv()
     assert r["profile"]["top_ops"] and positive(r["profile"]["busy_ms_per_step"])
 
@@ -40,8 +42,8 @@ def test_ferjax_infer(bf, conv):
 
 
 def test_ferjax_sweep_and_sequential(bf):
-    vm = bf.train(model="light", batch=2, k=2, **TINY)
-    sq = bf.sequential(model="light", batch=2, k=2, **TINY)
+    vm = bf.train(k=2, **STEP, **TINY)
+    sq = bf.sequential(k=2, **STEP, **TINY)
     assert positive(vm["images_per_s_per_config"]) and vm["images_per_s"] > vm["images_per_s_per_config"]
     assert positive(sq["images_per_s_per_config"]) and len(sq["median_step_s_per_config"]) == 2
 
@@ -57,8 +59,9 @@ def test_ferjax_ceiling_flops_probe(bf):
 def test_pipeline_and_fed_step(bf):
     r = bf.pipeline("O-S-L", n_images=64, batch=32)
     assert positive(r["images_per_s"]) and positive(r["images_per_cpu_s"])
-    fed = bf.pipeline_fed(model="light", batch=16, features="O-S-L", n_images=64, warmup=1)
-    assert positive(fed["images_per_s"]) and fed["images"] == 48 and 0 <= fed["wait_fraction"] < 1
+    fed = bf.pipeline_fed(n_images=8, warmup=1, image_size=16, **STEP)
+    assert positive(fed["images_per_s"]) and fed["images"] == 6 and 0 <= fed["data_wait_fraction"] < 1
+    assert fed["backlog_s"] >= 0 and positive(fed["resident_step_s"]) and fed["pipeline_bound"] in (True, False)
 
 
 def test_torch_peer():
@@ -128,10 +131,14 @@ def test_summary_and_report_keys(tmp_path):
     run.judge(sweep, *run.TARGETS["sweep"])
     pipeline = {"train_images_per_s": {"O": 3000.0, "O-S-L": 2000.0},
                 "train_images_per_cpu_s": {"O": 1600.0, "O-S-L": 1000.0}, "batch": 64,
-                "n_images": 1024, "step_consumption_images_per_s": {"light_train_b64_osl": 600.0},
-                "fed": {"workload": "light", "images_per_s": 500.0, "wait_fraction": 0.01,
-                        "resident_batch_images_per_s": 600.0},
-                "max_wait_fraction": 0.05, "target_met": True}
+                "n_images": 1024, "fastest_consumer_images_per_s": 600.0,
+                "step_consumption_images_per_s": {"light_train_b64_osl": {"images_per_s": 600.0,
+                                                                          "conv": "xla"}},
+                "fed": {"workload": "light", "images_per_s": 500.0, "resident_images_per_s": 600.0,
+                        "data_wait_fraction": 0.01, "data_wait_s": 0.1, "dispatch_s": 5.0,
+                        "backlog_s": 1.0, "resident_step_s": 0.1, "wall_s": 10.0,
+                        "pipeline_bound": False},
+                "target_met": True}
     results = {"mode": "smoke", "started": "2026-01-01T00:00:00", "duration_s": 1.0,
                "machine": {"cpu": "x", "cores": {"usable": 2}, "load_average_start": [0.1],
                            "load_average_end": [0.1]},
@@ -149,3 +156,61 @@ def test_summary_and_report_keys(tmp_path):
     json.dumps(results)
     md = run.markdown(results)
     assert "Peer torch is missing" in md and "sweep4_light" in md and "light_train_b64" in md
+
+
+# ---------------------------------------------------------------- the "xla" conv variant
+
+def _rel(a, b) -> float:
+    import numpy as np
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    return float(np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-30))
+
+
+@pytest.mark.parametrize("shape", [(2, 16, 16, 1, 64), (2, 8, 8, 64, 64), (2, 8, 8, 24, 48)])
+def test_xla_conv_layer_gradients_equal_matmul(shape):
+    """'xla' (XLA's convolution) computes the same function and gradients as 'matmul'."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+    from ferjax.models.conv import conv3x3_matmul
+    b, h, w, c, co = shape
+    rng = np.random.default_rng(0)
+    x = jnp.asarray(rng.standard_normal((b, h, w, c), np.float32))
+    k = jnp.asarray(rng.standard_normal((3, 3, c, co), np.float32) * 0.1)
+    r = jnp.asarray(rng.standard_normal((b, h, w, co), np.float32))
+    xla = lambda x, k: jax.lax.conv_general_dilated(  # noqa: E731 - what nn.Conv("SAME") runs
+        x, k, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    grads = {name: jax.jit(jax.grad(lambda x, k: jnp.sum(f(x, k) * r), argnums=(0, 1)))(x, k)
+             for name, f in (("matmul", conv3x3_matmul), ("xla", xla))}
+    assert _rel(xla(x, k), conv3x3_matmul(x, k)) < 1e-5
+    for a, ref in zip(grads["xla"], grads["matmul"]):
+        assert _rel(a, ref) < 1e-4
+
+
+@pytest.mark.parametrize("model", ["light", "vgg13"])
+def test_xla_model_gradients_equal_matmul(model):
+    """The whole model's loss gradient, parameter by parameter, under 'xla' and 'matmul'
+    (same parameters: both are 'kernel' (3,3,Cin,Cout) + 'bias')."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+    from ferjax.losses import softmax_cross_entropy
+    from ferjax.models import build_model, init_params
+    from ferjax.models.conv import CONV_IMPLS
+    assert "xla" in CONV_IMPLS
+    rng = np.random.default_rng(1)
+    x = jnp.asarray(rng.standard_normal((2, 16, 16, 3), np.float32))
+    t = jax.nn.one_hot(jnp.asarray([1, 5]), 8)
+    params = init_params(build_model(model, "matmul"), jax.random.PRNGKey(0), 3, 16)
+
+    def grads(conv):
+        net = build_model(model, conv)
+        loss = lambda p: softmax_cross_entropy(net.apply({"params": p}, x)[0], t)  # noqa: E731
+        return jax.jit(jax.value_and_grad(loss))(params)
+
+    (l_mm, g_mm), (l_xla, g_xla) = grads("matmul"), grads("xla")
+    assert abs(float(l_mm) - float(l_xla)) <= 1e-5 * abs(float(l_mm))
+    flat_mm, flat_xla = jax.tree.leaves(g_mm), jax.tree.leaves(g_xla)
+    assert jax.tree.structure(g_mm) == jax.tree.structure(g_xla) and len(flat_mm) > 4
+    for a, ref in zip(flat_xla, flat_mm):
+        assert _rel(a, ref) < 1e-4
