@@ -67,16 +67,20 @@ MODES = {
                             "light_train_b32", "vgg13_train_b64_osl", "light_train_b64_osl",
                             "vgg13_infer_b256", "light_infer_b256", "sweep8_light"],
                  warmup=3, steps=10, ceiling_n=(2048, 4096), pipeline_images=10240,
-                 fed_images=5120, profile_steps=3, timeout=3600, batch_cap=None),
-    "quick": dict(workloads=["vgg13_train_b32", "light_train_b64", "light_train_b64_osl",
-                             "vgg13_infer_b256", "light_infer_b256", "sweep4_light"],
-                  warmup=2, steps=4, ceiling_n=(2048,), pipeline_images=2560,
-                  fed_images=1920, profile_steps=2, timeout=1200, batch_cap=None),
+                 fed_images=5120, profile_steps=3, timeout=3600, batch_cap=None,
+                 skip_convs=(), conv_layers=True),
+    # A few minutes: one workload per target kind, ferjax's "lax" path left out.
+    "quick": dict(workloads=["vgg13_train_b32", "light_train_b64", "light_infer_b256",
+                             "sweep4_light"],
+                  warmup=2, steps=3, ceiling_n=(2048,), pipeline_images=2560,
+                  fed_images=1920, profile_steps=2, timeout=1200, batch_cap=None,
+                  skip_convs=("lax",), conv_layers=False),
     # Only checks that every path runs: one step each, batches capped at 8.
     "smoke": dict(workloads=["vgg13_train_b32", "light_train_b64", "light_train_b64_osl",
                              "vgg13_infer_b256", "light_infer_b256", "sweep4_light"],
                   warmup=1, steps=1, ceiling_n=(256,), pipeline_images=256,
-                  fed_images=256, profile_steps=1, timeout=900, batch_cap=8),
+                  fed_images=256, profile_steps=1, timeout=900, batch_cap=8,
+                  skip_convs=(), conv_layers=True),
 }
 
 # task -> (the peer the ratio is taken against, the ratio to reach)
@@ -103,7 +107,14 @@ NOTES = [
     "Training FLOPs are stated as 3 x the forward FLOPs of XLA's cost analysis of the 'lax' "
     "(nn.Conv) model (forward + input gradient + weight gradient).",
     "ferjax's headline number is its default conv implementation (ModelConfig().conv); the "
-    "other implementations are listed beside it and would need a config change to be used.",
+    "other implementations are listed beside it and would need a config change to be used. "
+    "'matmul': im2col + GEMM; 'lax': flax nn.Conv and nn.max_pool; 'xla': XLA's convolution "
+    "with the reshape max-pool and a per-member vmap rule (ferjax/models/conv.py).",
+    "Sweep: K configurations (different lambda and seed, same batches) in one vmapped step, "
+    "against the same K trained one after another with the single-run step; images/s per "
+    "configuration. The baseline is the faster sequential conv implementation, so vmapping "
+    "is credited only with what it adds.",
+    "Inference targets are against the best peer; training targets against PyTorch.",
 ]
 
 
@@ -255,7 +266,7 @@ class Suite:
                 comparisons.append(self.compare(name, spec, info, flops))
 
         layers = {}
-        if any(WORKLOADS[w]["model"] == "vgg13" for w in self.workloads):
+        if self.cfg["conv_layers"] and any(WORKLOADS[w]["model"] == "vgg13" for w in self.workloads):
             for conv in info["conv_impls"]:
                 if conv == "lax" and "xla" in info["conv_impls"]:
                     continue            # the same convolution as "xla"; only its pooling differs
@@ -297,7 +308,8 @@ class Suite:
     def compare(self, name: str, spec: dict, info: dict, flops: dict) -> dict:
         task, batch = spec["task"], self.batch(spec["batch"])
         base = dict(model=spec["model"], batch=batch, features=spec["features"], **self.steps())
-        convs = [c for c in info["conv_impls"] if task == "train" or not c.endswith("_vjp")]
+        convs = [c for c in info["conv_impls"] if c not in self.cfg["skip_convs"]
+                 or c == info["default_conv"]]
         variants: dict[str, dict] = {"ferjax": {}}
         for conv in convs:
             variants["ferjax"][conv] = self.job("ferjax", task, conv=conv, **base)
@@ -331,20 +343,27 @@ class Suite:
                     seq_convs.append(best)
         per_k = []
         for k in spec["ks"]:
-            vm = self.job("ferjax", "train", k=k, **base)
+            vm = {conv: self.job("ferjax", "train", k=k, conv=conv, **base) for conv in seq_convs}
             seq = {conv: self.job("ferjax", "sequential", k=k, conv=conv, **base) for conv in seq_convs}
+            vm_rates = {conv: _get(r, "images_per_s_per_config") for conv, r in vm.items()}
             seq_rates = {conv: _get(r, "images_per_s_per_config") for conv, r in seq.items()}
             ok = {conv: x for conv, x in seq_rates.items() if x}
             best_seq = max(ok, key=ok.get) if ok else default
-            row = {"k": k, "vmapped_per_config": _get(vm, "images_per_s_per_config"),
+            ok_vm = {conv: x for conv, x in vm_rates.items() if x}
+            best_vm = max(ok_vm, key=ok_vm.get) if ok_vm else default
+            row = {"k": k, "vmapped_per_config": vm_rates.get(default), "vmapped_conv": default,
                    "sequential_per_config": ok.get(best_seq), "sequential_conv": best_seq,
+                   "vmapped_per_config_by_conv": vm_rates,
                    "sequential_per_config_by_conv": seq_rates,
-                   "peak_rss_mb": {"vmapped": vm.get("peak_rss_mb"),
-                                   "sequential": seq[best_seq].get("peak_rss_mb")},
-                   "status": {"vmapped": vm["status"], **{f"sequential/{c}": r["status"]
-                                                          for c, r in seq.items()}}}
+                   "best_vmapped_conv": best_vm,
+                   "peak_rss_mb": {"vmapped": vm[default].get("peak_rss_mb"),
+                                   "sequential": seq[best_seq].get("peak_rss_mb"),
+                                   "vmapped_by_conv": {c: r.get("peak_rss_mb") for c, r in vm.items()}},
+                   "status": {**{f"vmapped/{c}": r["status"] for c, r in vm.items()},
+                              **{f"sequential/{c}": r["status"] for c, r in seq.items()}}}
             row["ratio"] = _ratio(row["vmapped_per_config"], row["sequential_per_config"])
             row["ratio_same_conv"] = _ratio(row["vmapped_per_config"], seq_rates.get(default))
+            row["ratio_best_vmapped"] = _ratio(ok_vm.get(best_vm), row["sequential_per_config"])
             per_k.append(row)
         last = per_k[-1]
         entry = {"workload": name, "task": "sweep", "model": spec["model"], "batch": batch,
@@ -368,6 +387,9 @@ class Suite:
         rates = {fs: self.job("ferjax", "pipeline", feature_set=fs, n_images=n, batch=b)
                  for fs in ("O", "O-S-L")}
         consumers, conv = {}, info["default_conv"]
+        for c in comparisons:   # the fastest light conv feeds the fed step (O-S-L's if measured)
+            if c["task"] == "train" and c["model"] == "light" and c.get("best_variant", {}).get("ferjax"):
+                conv = c["best_variant"]["ferjax"]
         for c in comparisons:
             if c["task"] == "train" and c["features"] == "O-S-L":
                 ok = {v: x for v, x in c["variant_images_per_s"].get("ferjax", {}).items() if x}
@@ -386,6 +408,9 @@ class Suite:
                "fed": {"workload": f"light, O-S-L, batch {b}, {conv} conv",
                        **{k: _get(fed, k) for k in keys},
                        "peak_rss_mb": fed.get("peak_rss_mb"), "status": fed["status"]}}
+        if fed["status"] == "ok":
+            consumers["fed step, resident batch"] = {
+                "images_per_s": fed["result"]["resident_images_per_s"], "conv": conv}
         osl = out["train_images_per_s"]["O-S-L"]
         fastest = max([v["images_per_s"] for v in consumers.values()], default=None)
         out["fastest_consumer_images_per_s"] = fastest
@@ -570,14 +595,19 @@ def markdown(r: dict) -> str:
         L.append(f"\n## Sweep: {e['workload']} ({e['model']}, batch {e['batch']}, {e['conv']} conv)\n")
         L.append("Images/s per configuration: K configurations vmapped in one step vs the same K "
                  "configurations trained one after another.\n")
-        L.append("| K | vmapped | sequential (faster conv) | ratio | sequential, same conv | ratio | "
-                 "peak RSS vmapped / sequential (MB) |")
-        L.append("|---|---|---|---|---|---|---|")
+        convs = list(e["per_k"][0].get("vmapped_per_config_by_conv", {})) or [e["conv"]]
+        L.append("| K | " + " | ".join(f"vmapped {c}" for c in convs) + " | "
+                 + " | ".join(f"sequential {c}" for c in convs)
+                 + f" | ratio ({e['conv']} vmapped / faster sequential) | ratio (faster vmapped / "
+                 "faster sequential) | peak RSS vmapped / sequential (MB) |")
+        L.append("|---|" + "---|" * (2 * len(convs) + 3))
         for row in e["per_k"]:
-            same = row.get("sequential_per_config_by_conv", {}).get(e["conv"])
-            L.append(f"| {row['k']} | {_f(row['vmapped_per_config'])} | "
-                     f"{_f(row['sequential_per_config'])} ({row.get('sequential_conv', '–')}) | "
-                     f"{_f(row['ratio'], '{:.2f}x')} | {_f(same)} | {_f(row.get('ratio_same_conv'), '{:.2f}x')} | "
+            vm = row.get("vmapped_per_config_by_conv", {})
+            sq = row.get("sequential_per_config_by_conv", {})
+            L.append(f"| {row['k']} | " + " | ".join(_f(vm.get(c)) for c in convs) + " | "
+                     + " | ".join(_f(sq.get(c)) for c in convs) + " | "
+                     f"{_f(row['ratio'], '{:.2f}x')} | {_f(row.get('ratio_best_vmapped'), '{:.2f}x')} "
+                     f"({row.get('best_vmapped_conv', '–')}) | "
                      f"{_f(row['peak_rss_mb']['vmapped'], '{:.0f}')} / "
                      f"{_f(row['peak_rss_mb']['sequential'], '{:.0f}')} |")
 
