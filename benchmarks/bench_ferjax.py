@@ -81,7 +81,9 @@ def _named(profile_steps: int):
 def train(model: str = "light", batch: int = 64, features: str = "O", conv: str | None = None,
           warmup: int = 3, steps: int = 10, image_size: int = 64, k: int = 1,
           profile_steps: int = 0) -> dict:
-    """Images/s of the production training step for K stacked runs (K=1: one run)."""
+    """Images/s of the production training step for K stacked runs (K=1: one run):
+    `images_per_s` counts every configuration's images (K*batch per step),
+    `images_per_s_per_config` one configuration's (batch per step)."""
     with _named(profile_steps):
         return _train(model, batch, features, conv, warmup, steps, image_size, k, profile_steps)
 
@@ -111,7 +113,10 @@ def _train(model, batch, features, conv, warmup, steps, image_size, k, profile_s
 def sequential(model: str = "light", batch: int = 64, features: str = "O", conv: str | None = None,
                warmup: int = 3, steps: int = 10, image_size: int = 64, k: int = 1) -> dict:
     """The sweep's baseline: the same K configurations trained one after another, each with
-    the single-run step. Per-configuration images/s = K*steps*batch / total timed seconds."""
+    the single-run step, `steps` timed steps each. Per configuration, images/s is what each
+    configuration gets over the whole sequential sweep: steps*batch / total timed seconds
+    (comparable with the vmapped step's batch / step time); `images_per_s` is the sum over
+    the K configurations."""
     conv = conv or default_conv()
     cfgs = run_configs(model, batch, features, conv, image_size, k)
     placement = Placement.create(1, batch)
@@ -130,7 +135,8 @@ def sequential(model: str = "light", batch: int = 64, features: str = "O", conv:
         total += sum(timing["step_times_s"])
         per_config.append(timing["median_step_s"])
         del holder
-    return {"images_per_s_per_config": k * steps * batch / total, "k": k, "conv": conv,
+    return {"images_per_s_per_config": steps * batch / total, "images_per_s": k * steps * batch / total,
+            "k": k, "conv": conv,
             "median_step_s_per_config": per_config, "first_step_s": first,
             "warmup": warmup, "steps": steps}
 

@@ -1,5 +1,7 @@
-"""ferjax's benchmark suite: ferjax against PyTorch and Keras 3 (TensorFlow) on the same
-models, batches and input shapes, on this machine's CPU.
+"""ferjax's benchmark suite: ferjax vs PyTorch and Keras 3, same models and batches, on CPU.
+
+ferjax against PyTorch and Keras 3 (TensorFlow) on the same models, batches and input
+shapes, on this machine's CPU.
 
     python benchmarks/run.py --out DIR            # the full suite (~1 h on 2 cores)
     python benchmarks/run.py --quick --out DIR    # fewer workloads and steps (a few minutes)
@@ -211,12 +213,15 @@ class Suite:
     # -- running
     def log(self, rec: dict) -> None:
         self.jobs.append(rec)
+        if self.out is not None:   # every job as it ends, so a stopped suite leaves its records
+            with open(self.out / "jobs.jsonl", "a") as f:
+                f.write(json.dumps(rec, default=_jsonable) + "\n")
         if not self.verbose:
             return
         what = rec["framework"] + "." + rec["func"] + " " + " ".join(
             f"{k}={v}" for k, v in rec["kwargs"].items() if k not in ("warmup", "steps"))
         res = rec.get("result", {})
-        num = next((f"{res[k]:.1f} {k}" for k in ("images_per_s", "images_per_s_per_config", "gflops")
+        num = next((f"{res[k]:.1f} {k}" for k in ("images_per_s_per_config", "images_per_s", "gflops")
                     if isinstance(res.get(k), (int, float))), "")
         print(f"[{time.strftime('%H:%M:%S')}] {rec['status']:7s} {what[:95]:95s} {num:30s} "
               f"{rec['wall_s']:6.1f}s {rec['peak_rss_mb']:7.0f}MB", flush=True)
@@ -593,8 +598,10 @@ def markdown(r: dict) -> str:
         if e["task"] != "sweep":
             continue
         L.append(f"\n## Sweep: {e['workload']} ({e['model']}, batch {e['batch']}, {e['conv']} conv)\n")
-        L.append("Images/s per configuration: K configurations vmapped in one step vs the same K "
-                 "configurations trained one after another.\n")
+        L.append("Images/s per configuration (what each of the K configurations gets over the whole "
+                 "sweep): K configurations vmapped in one step (batch / step time) vs the same K trained "
+                 "one after another (steps x batch / total time of the K runs). The ratio is the "
+                 "speed-up of the whole sweep.\n")
         convs = list(e["per_k"][0].get("vmapped_per_config_by_conv", {})) or [e["conv"]]
         L.append("| K | " + " | ".join(f"vmapped {c}" for c in convs) + " | "
                  + " | ".join(f"sequential {c}" for c in convs)
@@ -713,6 +720,7 @@ def main(argv=None) -> int:
         parser.error("--out is required")
     mode = "smoke" if args.smoke else "quick" if args.quick else "full"
     args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "jobs.jsonl").unlink(missing_ok=True)
     print(f"ferjax benchmark suite, {mode} mode -> {args.out}; load average {load_average()}",
           flush=True)
     results = Suite(mode, args.out, profile=args.profile, only=args.only).run()

@@ -46,6 +46,7 @@ def test_ferjax_sweep_and_sequential(bf):
     sq = bf.sequential(k=2, **STEP, **TINY)
     assert positive(vm["images_per_s_per_config"]) and vm["images_per_s"] > vm["images_per_s_per_config"]
     assert positive(sq["images_per_s_per_config"]) and len(sq["median_step_s_per_config"]) == 2
+    assert sq["images_per_s"] == pytest.approx(2 * sq["images_per_s_per_config"])
 
 
 def test_ferjax_ceiling_flops_probe(bf):

@@ -161,8 +161,13 @@ def table_main(table: str, argv: list[str] | None = None) -> int:
     model, rows, title = TABLES[table]
     p = argparse.ArgumentParser(prog=f"python -m ferjax.experiments.{table}", description=title)
     add_arguments(p, default_out=f"results/{table}")
+    p.add_argument("--feature-sets", nargs="+", default=None, choices=["O", "O-S", "O-L"],
+                   help="train and report only the rows of these feature sets (a partial table)")
     argv = sys.argv[1:] if argv is None else argv
     args = p.parse_args(argv)
+    if args.feature_sets:
+        rows = tuple(r for r in rows if r.features in args.feature_sets)
+        title += " (partial: " + ", ".join(r.name for r in rows) + ")"
     profile = resolve_profile(args, model)
     maybe_distributed(args)
     summaries = run_rows(rows, model, profile, args)
