@@ -36,6 +36,14 @@ def _plt():
     return plt
 
 
+def _save(fig, result: dict, path: Path) -> None:
+    """The provenance footer every figure carries, then the PNG."""
+    fig.text(0.01, 0.01, provenance(result), fontsize=6)
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    fig.savefig(path, dpi=120)
+    _plt().close(fig)
+
+
 def figure_bars(result: dict, path: Path) -> None:
     """Figure 2: each configuration's avg accuracy (min-max as error bars) beside the paper's."""
     plt = _plt()
@@ -52,10 +60,7 @@ def figure_bars(result: dict, path: Path) -> None:
     ax.set_ylim(max(0, lo - 10), 100)
     ax.set_title(f"{result['title']}: configurations", fontsize=10)
     ax.legend(fontsize=8)
-    fig.text(0.01, 0.01, provenance(result), fontsize=6)
-    fig.tight_layout(rect=(0, 0.04, 1, 1))
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _save(fig, result, path)
 
 
 def figure_per_class(result: dict, path: Path) -> None:
@@ -73,10 +78,7 @@ def figure_per_class(result: dict, path: Path) -> None:
     ax.set_ylim(0, 100)
     ax.set_title(f"{result['title']}: per-class accuracy ({result['profile']} profile)", fontsize=10)
     ax.legend(fontsize=7, ncol=3)
-    fig.text(0.01, 0.01, provenance(result), fontsize=6)
-    fig.tight_layout(rect=(0, 0.04, 1, 1))
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _save(fig, result, path)
 
 
 def figure_lambda(result: dict, path: Path) -> None:
@@ -93,7 +95,4 @@ def figure_lambda(result: dict, path: Path) -> None:
     ax.set_ylabel(f"{result['accuracy_split']} accuracy (%)")
     ax.set_title(f"{result['title']} ({result['profile']} profile)", fontsize=10)
     ax.legend(fontsize=8)
-    fig.text(0.01, 0.01, provenance(result), fontsize=6)
-    fig.tight_layout(rect=(0, 0.04, 1, 1))
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _save(fig, result, path)
