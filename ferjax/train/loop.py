@@ -146,6 +146,7 @@ def train_group(cfgs: list[RunConfig], workdir: str | os.PathLike, *, names: lis
             steps_done += 1
             if stop_after_steps is not None and steps_done >= stop_after_steps:
                 return []
+        jax.block_until_ready(losses)      # dispatch is asynchronous: time the finished work
         train_time = time.time() - t0
         _check_finite(np.stack(jax.device_get(losses)), epoch, steps_per_epoch, names, workdir)
         sums = jax.device_get(sums)
