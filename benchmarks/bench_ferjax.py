@@ -18,10 +18,12 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
-from benchmarks.common import (channels_of, random_batch, rate, time_steps,  # noqa: E402
-                               top_ops_from_trace)
+from benchmarks.common import (MIN_TIME_S, channels_of, random_batch, rate,  # noqa: E402
+                               time_steps, top_ops_from_trace)
 from ferjax.config import DataConfig, LossConfig, ModelConfig, RunConfig  # noqa: E402
-from ferjax.models import build_model, count_params, flops_per_image, init_params  # noqa: E402
+from ferjax.devices import usable_cores  # noqa: E402
+from ferjax.models import (build_model, count_params, flops_per_image, init_params,  # noqa: E402
+                           resolve_conv)
 from ferjax.sweep import Placement, create_states  # noqa: E402
 
 LAM = 0.1              # center-loss weight of the benchmarked runs (the step always computes it)
@@ -29,7 +31,13 @@ STEPS_PER_EPOCH = 100  # only sets the learning-rate schedule
 
 
 def default_conv() -> str:
-    return ModelConfig().conv
+    return resolve_conv(ModelConfig().conv)
+
+
+def default_variant() -> str:
+    """What `ferjax train` runs by default: the default conv on one XLA device per core."""
+    n = usable_cores()
+    return f"{default_conv()}+{n}dev" if n > 1 else default_conv()
 
 
 def conv_impls() -> list[str]:
@@ -59,7 +67,7 @@ def run_configs(model: str, batch: int, features: str, conv: str, image_size: in
 
 def _train_setup(model, batch, features, conv, image_size, k):
     cfgs = run_configs(model, batch, features, conv, image_size, k)
-    placement = Placement.create(k, batch)
+    placement = Placement.for_group(k, batch, conv)
     state = placement.put_state(create_states(cfgs, STEPS_PER_EPOCH))
     step = placement.train_step()
     data = placement.put_batch(random_batch(batch, channels_of(features), image_size))
@@ -102,7 +110,7 @@ def _train(model, batch, features, conv, warmup, steps, image_size, k, profile_s
     timing = time_steps(one, warmup, steps)
     loss = np.asarray(holder["metrics"]["loss"])
     out = {"images_per_s": rate(timing, batch * k), "images_per_s_per_config": rate(timing, batch),
-           "params": params, "conv": conv, "k": k, "loss_finite": bool(np.all(np.isfinite(loss))),
+           "params": params, "conv": conv, "k": k, "devices": jax.device_count(), "loss_finite": bool(np.all(np.isfinite(loss))),
            **timing}
     if profile_steps:
         hlo = step.lower(holder["state"], data).compile().as_text()   # the cached executable
@@ -122,7 +130,7 @@ def sequential(model: str = "light", batch: int = 64, features: str = "O", conv:
     placement = Placement.create(1, batch)
     step = placement.train_step()
     data = placement.put_batch(random_batch(batch, channels_of(features), image_size))
-    total, first, per_config = 0.0, None, []
+    total, first, per_config, images = 0.0, None, [], 0
     for cfg in cfgs:
         holder = {"state": placement.put_state(create_states([cfg], STEPS_PER_EPOCH))}
 
@@ -133,9 +141,11 @@ def sequential(model: str = "light", batch: int = 64, features: str = "O", conv:
         timing = time_steps(one, warmup, steps)
         first = timing["first_step_s"] if first is None else first
         total += sum(timing["step_times_s"])
+        images += batch * timing["steps"]
         per_config.append(timing["median_step_s"])
         del holder
-    return {"images_per_s_per_config": steps * batch / total, "images_per_s": k * steps * batch / total,
+    # every configuration timed for the same number of steps: each gets images/k of the total
+    return {"images_per_s_per_config": images / k / total, "images_per_s": images / total,
             "k": k, "conv": conv,
             "median_step_s_per_config": per_config, "first_step_s": first,
             "warmup": warmup, "steps": steps}
@@ -154,13 +164,19 @@ def _infer(model, batch, features, conv, warmup, steps, image_size, profile_step
     params = init_params(net, jax.random.PRNGKey(0), channels_of(features), image_size)
     fwd = jax.jit(lambda p, x: net.apply({"params": p}, x, train=False)[0])
     x = jnp.asarray(random_batch(batch, channels_of(features), image_size)["image"])
+    devices = jax.devices()
+    if len(devices) > 1 and batch % len(devices) == 0:   # several XLA devices: shard the batch
+        from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+        mesh = Mesh(np.asarray(devices), ("data",))
+        x = jax.device_put(x, NamedSharding(mesh, P("data")))
+        params = jax.device_put(params, NamedSharding(mesh, P()))
 
     def one():
         jax.block_until_ready(fwd(params, x))
 
     timing = time_steps(one, warmup, steps)
     out = {"images_per_s": rate(timing, batch), "params": count_params(params), "conv": conv,
-           **timing}
+           "devices": len(devices), **timing}
     if profile_steps:
         out["profile"] = _profile(one, profile_steps, fwd.lower(params, x).compile().as_text())
     return out
@@ -198,7 +214,9 @@ def probe(image_size: int = 64) -> dict:
     import jaxlib
     return {"jax": jax.__version__, "jaxlib": jaxlib.__version__, "flax": flax.__version__,
             "numpy": np.__version__, "devices": [str(d) for d in jax.devices()],
-            "default_conv": default_conv(), "conv_impls": conv_impls()}
+            "xla_flags": os.environ.get("XLA_FLAGS", ""),
+            "default_conv": default_conv(), "default_variant": default_variant(),
+            "conv_impls": conv_impls()}
 
 
 def pipeline(feature_set: str = "O-S-L", n_images: int = 10240, batch: int = 64) -> dict:
@@ -295,8 +313,10 @@ def conv_layers(conv: str | None = None, batch: int = 64, warmup: int = 2, steps
         argnums = (1,) if cin == 1 else (0, 1)
         grad = jax.jit(jax.grad(lambda x, k: jnp.sum(f(x, k) * r), argnums=argnums))
         flops = 2.0 * batch * side * side * 9 * cin * cout
-        t_f = time_steps(lambda: jax.block_until_ready(fwd(x, k)), warmup, steps)["median_step_s"]
-        t_g = time_steps(lambda: jax.block_until_ready(grad(x, k)), warmup, steps)["median_step_s"]
+        t_f = time_steps(lambda: jax.block_until_ready(fwd(x, k)), warmup, steps,
+                         min_time=min(MIN_TIME_S, 2.0))["median_step_s"]
+        t_g = time_steps(lambda: jax.block_until_ready(grad(x, k)), warmup, steps,
+                         min_time=min(MIN_TIME_S, 2.0))["median_step_s"]
         train_flops = flops * (1 + len(argnums))
         rows.append({"side": side, "cin": cin, "cout": cout, "forward_ms": t_f * 1e3,
                      "forward_gflops": flops / t_f / 1e9, "train_ms": t_g * 1e3,

@@ -17,26 +17,35 @@ import numpy as np
 NUM_CLASSES = 8
 
 
-def time_steps(step: Callable[[], object], warmup: int, steps: int) -> dict:
-    """Run `step` (which must return only when its work is done) warmup + steps times.
+MIN_TIME_S = float(os.environ.get("FERJAX_BENCH_MIN_TIME", "0"))
+MAX_STEPS = 500
+
+
+def time_steps(step: Callable[[], object], warmup: int, steps: int,
+               min_time: float | None = None) -> dict:
+    """Run `step` (which must return only when its work is done) warmup + steps times, and
+    more timed steps while they add up to less than `min_time` seconds (default: the
+    FERJAX_BENCH_MIN_TIME environment variable, which run.py sets per mode), so a fast step
+    is timed many times and a slow one `steps` times.
 
     The first call includes compilation/tracing; it is reported as `first_step_s`. The
-    throughput statistic is the median of the `steps` timed calls that follow the warm-up.
+    throughput statistic is the median of the timed calls that follow the warm-up.
     """
     if steps < 1 or warmup < 1:
         raise ValueError("need at least one warm-up step and one timed step")
+    min_time = MIN_TIME_S if min_time is None else min_time
     t = time.perf_counter()
     step()
     first = time.perf_counter() - t
     for _ in range(warmup - 1):
         step()
-    times = []
-    for _ in range(steps):
+    times: list[float] = []
+    while len(times) < steps or (sum(times) < min_time and len(times) < MAX_STEPS):
         t = time.perf_counter()
         step()
         times.append(time.perf_counter() - t)
     return {"first_step_s": first, "step_times_s": times,
-            "median_step_s": statistics.median(times), "warmup": warmup, "steps": steps}
+            "median_step_s": statistics.median(times), "warmup": warmup, "steps": len(times)}
 
 
 def rate(timing: dict, images_per_step: int) -> float:
@@ -107,6 +116,23 @@ def hlo_index(hlo_text: str) -> dict[str, dict]:
                 break
         out[name] = {"shape": shape.group(1) if shape else "", "source": source[-110:]}
     return out
+
+
+def cpu_busy_fraction(seconds: float = 2.0) -> float | None:
+    """Share of all cores' time spent busy (by anything) over the next `seconds` (/proc/stat):
+    a direct check that the machine is idle, unlike the slowly decaying load average."""
+    def sample():
+        with open("/proc/stat") as f:
+            fields = [float(x) for x in f.readline().split()[1:]]
+        idle = fields[3] + (fields[4] if len(fields) > 4 else 0.0)   # idle + iowait
+        return sum(fields), idle
+    try:
+        t0, i0 = sample()
+        time.sleep(seconds)
+        t1, i1 = sample()
+    except (OSError, ValueError, IndexError):
+        return None
+    return max(0.0, 1.0 - (i1 - i0) / (t1 - t0)) if t1 > t0 else None
 
 
 def top_ops_from_trace(trace_dir: str, steps: int, top: int = 15, hlo_text: str | None = None) -> dict:

@@ -3,7 +3,7 @@
 ferjax against PyTorch and Keras 3 (TensorFlow) on the same models, batches and input
 shapes, on this machine's CPU.
 
-    python benchmarks/run.py --out DIR            # the full suite (~1 h on 2 cores)
+    python benchmarks/run.py --out DIR            # the full suite (~1.5 h on 2 cores)
     python benchmarks/run.py --quick --out DIR    # fewer workloads and steps (a few minutes)
 
 Writes DIR/results.json and DIR/results.md. Run it on an otherwise idle machine: every
@@ -25,7 +25,10 @@ What is measured (see results.md for the numbers and the notes):
 * the tf.data input pipeline (O and O-S-L) against the step's consumption rate, and the step
   fed by the pipeline (share of wall time spent waiting for a batch);
 * for every missed target, a per-op profile of ferjax's step (jax.profiler trace).
-The median of the timed steps after warm-up is reported; the first step (compilation) apart.
+The median of the timed steps after warm-up is reported (at least `steps` of them, more
+until they add up to 10 s (full) or 3 s (--quick)); the first step (compilation) apart.
+ferjax runs each step on one XLA CPU device and, as "<conv>+<n>dev", on the host split into
+one device per core (the batch, or a sweep's runs, sharded by ferjax's Placement).
 """
 from __future__ import annotations
 
@@ -47,7 +50,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks.common import channels_of, cores, cpu_model, load_average  # noqa: E402
+from benchmarks.common import (channels_of, cores, cpu_busy_fraction, cpu_model,  # noqa: E402
+                               load_average)
 
 # ---------------------------------------------------------------- what is measured
 
@@ -70,19 +74,19 @@ MODES = {
                             "vgg13_infer_b256", "light_infer_b256", "sweep8_light"],
                  warmup=3, steps=10, ceiling_n=(2048, 4096), pipeline_images=10240,
                  fed_images=5120, profile_steps=3, timeout=3600, batch_cap=None,
-                 skip_convs=(), conv_layers=True),
+                 skip_convs=(), conv_layers=True, min_time=10.0),
     # A few minutes: one workload per target kind, ferjax's "lax" path left out.
     "quick": dict(workloads=["vgg13_train_b32", "light_train_b64", "light_infer_b256",
                              "sweep4_light"],
                   warmup=2, steps=3, ceiling_n=(2048,), pipeline_images=2560,
                   fed_images=1920, profile_steps=2, timeout=1200, batch_cap=None,
-                  skip_convs=("lax",), conv_layers=False),
+                  skip_convs=("lax",), conv_layers=False, min_time=3.0),
     # Only checks that every path runs: one step each, batches capped at 8.
     "smoke": dict(workloads=["vgg13_train_b32", "light_train_b64", "light_train_b64_osl",
                              "vgg13_infer_b256", "light_infer_b256", "sweep4_light"],
                   warmup=1, steps=1, ceiling_n=(256,), pipeline_images=256,
                   fed_images=256, profile_steps=1, timeout=900, batch_cap=8,
-                  skip_convs=(), conv_layers=True),
+                  skip_convs=(), conv_layers=True, min_time=0.0),
 }
 
 # task -> (the peer the ratio is taken against, the ratio to reach)
@@ -108,8 +112,9 @@ NOTES = [
     "the faster is kept.",
     "Training FLOPs are stated as 3 x the forward FLOPs of XLA's cost analysis of the 'lax' "
     "(nn.Conv) model (forward + input gradient + weight gradient).",
-    "ferjax's headline number is its default conv implementation (ModelConfig().conv); the "
-    "other implementations are listed beside it and would need a config change to be used. "
+    "ferjax's headline number is what `ferjax train` runs by default: the default conv "
+    "(ModelConfig().conv, 'auto': 'xla' on CPU) on one XLA CPU device per core "
+    "(ferjax.devices, `--cpu-devices`); the other variants are listed beside it (`--conv`). "
     "'matmul': im2col + GEMM; 'lax': flax nn.Conv and nn.max_pool; 'xla': XLA's convolution "
     "with the reshape max-pool and a per-member vmap rule (ferjax/models/conv.py).",
     "Sweep: K configurations (different lambda and seed, same batches) in one vmapped step, "
@@ -117,6 +122,11 @@ NOTES = [
     "configuration. The baseline is the faster sequential conv implementation, so vmapping "
     "is credited only with what it adds.",
     "Inference targets are against the best peer; training targets against PyTorch.",
+    "'<conv>+<n>dev': the same step with the host CPU split into n XLA devices "
+    "(XLA_FLAGS=--xla_force_host_platform_device_count=n): ferjax's Placement then shards the "
+    "batch over them (data parallel; in a sweep, the K runs, or with the 'xla' conv the "
+    "batch again). XLA:CPU keeps only about one "
+    "core busy on these models with one device; n devices run n streams of work at once.",
 ]
 
 
@@ -158,11 +168,16 @@ def _jsonable(x):
 # ---------------------------------------------------------------- parent side
 
 def run_job(framework: str, func: str, kwargs: dict, timeout: float, log=None,
-            pythonpath: tuple[str, ...] = ()) -> dict:
-    """One worker process; returns its record with the peak RSS the kernel saw (wait4)."""
+            pythonpath: tuple[str, ...] = (), devices: int | None = None,
+            min_time: float = 0.0) -> dict:
+    """One worker process; returns its record with the peak RSS the kernel saw (wait4).
+    devices: split the host CPU into that many XLA devices (ferjax then shards the batch)."""
     path = [*pythonpath, str(REPO), os.environ.get("PYTHONPATH")]
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", KERAS_BACKEND="tensorflow",
-               PYTHONPATH=os.pathsep.join(filter(None, path)))
+               PYTHONPATH=os.pathsep.join(filter(None, path)), FERJAX_BENCH_MIN_TIME=str(min_time))
+    if devices:
+        env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") +
+                            f" --xla_force_host_platform_device_count={devices}").strip()
     load = load_average()
     with tempfile.TemporaryDirectory(prefix="ferjax-bench-") as d:
         result, errlog = Path(d) / "result.json", Path(d) / "log.txt"
@@ -195,7 +210,7 @@ def run_job(framework: str, func: str, kwargs: dict, timeout: float, log=None,
     if rec["status"] == "error":
         rec["log_tail"] = text[-3000:]
     rec.update(framework=framework, func=func, kwargs=kwargs, wall_s=wall, load_before=load,
-               returncode=proc.returncode, peak_rss_mb=usage.ru_maxrss / 1024.0)
+               returncode=proc.returncode, peak_rss_mb=usage.ru_maxrss / 1024.0, devices=devices)
     if log:
         log(rec)
     return rec
@@ -219,7 +234,8 @@ class Suite:
         if not self.verbose:
             return
         what = rec["framework"] + "." + rec["func"] + " " + " ".join(
-            f"{k}={v}" for k, v in rec["kwargs"].items() if k not in ("warmup", "steps"))
+            f"{k}={v}" for k, v in rec["kwargs"].items() if k not in ("warmup", "steps")) + (
+            f" devices={rec['devices']}" if rec.get("devices") else "")
         res = rec.get("result", {})
         num = next((f"{res[k]:.1f} {k}" for k in ("images_per_s_per_config", "images_per_s", "gflops")
                     if isinstance(res.get(k), (int, float))), "")
@@ -228,11 +244,23 @@ class Suite:
         if rec["status"] == "error":
             print("    " + rec["error"].strip().splitlines()[-1][:300], flush=True)
 
-    def job(self, framework: str, func: str, **kwargs) -> dict:
+    def job(self, framework: str, func: str, devices: int | None = None, **kwargs) -> dict:
         if framework in self.peers and not self.peers[framework]["available"]:
             return {"status": "missing", "error": self.peers[framework]["error"],
                     "framework": framework, "func": func, "kwargs": kwargs}
-        return run_job(framework, func, kwargs, self.cfg["timeout"], self.log)
+        return run_job(framework, func, kwargs, self.cfg["timeout"], self.log, devices=devices,
+                       min_time=self.cfg["min_time"])
+
+    def ferjax_variants(self, info: dict, convs: list[str]) -> list[tuple[str, str, int | None]]:
+        """(label, conv, devices): every conv on one XLA CPU device, and the default and "xla"
+        convs also with the host split into one device per core ("<conv>+<n>dev"), where
+        ferjax's Placement shards the batch (data parallel), or the runs of a sweep."""
+        out = [(c, c, None) for c in convs]
+        n = cores()["usable"] or 1
+        if n > 1:
+            out += [(f"{c}+{n}dev", c, n) for c in dict.fromkeys([info["default_conv"], "xla"])
+                    if c in convs]
+        return out
 
     def steps(self) -> dict:
         return {"warmup": self.cfg["warmup"], "steps": self.cfg["steps"]}
@@ -243,7 +271,7 @@ class Suite:
 
     def run(self) -> dict:
         started = dt.datetime.now(dt.timezone.utc)
-        load_start = load_average()
+        load_start, busy_start = load_average(), cpu_busy_fraction()
         probe = self.job("ferjax", "probe")
         if probe["status"] != "ok":
             raise SystemExit("ferjax itself does not run:\n" + probe.get("error", "")
@@ -300,6 +328,7 @@ class Suite:
             "settings": {k: v for k, v in self.cfg.items() if k != "workloads"} | {"workloads": self.workloads},
             "machine": {"cpu": cpu_model(), "cores": cores(), "platform": platform.platform(),
                         "python": platform.python_version(), "load_average_start": load_start,
+                        "cpu_busy_before_start": busy_start,
                         "load_average_end": load_average()},
             "versions": {"ferjax": info, **{p: v for p, v in self.peers.items()}},
             "peers": {p: {"available": v["available"], **({} if v["available"] else {"error": v["error"]})}
@@ -316,8 +345,8 @@ class Suite:
         convs = [c for c in info["conv_impls"] if c not in self.cfg["skip_convs"]
                  or c == info["default_conv"]]
         variants: dict[str, dict] = {"ferjax": {}}
-        for conv in convs:
-            variants["ferjax"][conv] = self.job("ferjax", task, conv=conv, **base)
+        for label, conv, devices in self.ferjax_variants(info, convs):
+            variants["ferjax"][label] = self.job("ferjax", task, conv=conv, devices=devices, **base)
         for peer, options in PEERS.items():
             variants[peer] = {}
             for key, value in options:
@@ -325,8 +354,8 @@ class Suite:
                 variants[peer][label] = self.job(peer, task, **{key: value}, **base)
         entry = {"workload": name, "task": task, "model": spec["model"], "batch": batch,
                  "features": spec["features"], "channels": channels_of(spec["features"]),
-                 "ferjax_default_conv": info["default_conv"]}
-        entry.update(summarize(variants, default={"ferjax": info["default_conv"]}))
+                 "ferjax_default_conv": info["default_variant"]}
+        entry.update(summarize(variants, default={"ferjax": info["default_variant"]}))
         entry["flops"] = flops.get(f"{spec['model']}/{spec['features']}")
         judge(entry, *TARGETS[task])
         return entry
@@ -338,18 +367,21 @@ class Suite:
         the faster sequential baseline."""
         batch = self.batch(spec["batch"])
         base = dict(model=spec["model"], batch=batch, features=spec["features"], **self.steps())
-        default = info["default_conv"]
-        seq_convs = [default]
+        default = info["default_variant"]
+        seq_convs = [info["default_conv"]]
         for c in done:
             if (c["task"], c["model"], c["batch"], c["features"]) == ("train", spec["model"], batch,
                                                                       spec["features"]):
-                best = c.get("best_variant", {}).get("ferjax")
-                if best and best != default:
+                best = parse_variant(c.get("best_variant", {}).get("ferjax") or default)[0]
+                if best not in seq_convs:
                     seq_convs.append(best)
         per_k = []
+        variants = self.ferjax_variants(info, seq_convs)
         for k in spec["ks"]:
-            vm = {conv: self.job("ferjax", "train", k=k, conv=conv, **base) for conv in seq_convs}
-            seq = {conv: self.job("ferjax", "sequential", k=k, conv=conv, **base) for conv in seq_convs}
+            vm = {label: self.job("ferjax", "train", k=k, conv=conv, devices=devices, **base)
+                  for label, conv, devices in variants}
+            seq = {label: self.job("ferjax", "sequential", k=k, conv=conv, devices=devices, **base)
+                   for label, conv, devices in variants}
             vm_rates = {conv: _get(r, "images_per_s_per_config") for conv, r in vm.items()}
             seq_rates = {conv: _get(r, "images_per_s_per_config") for conv, r in seq.items()}
             ok = {conv: x for conv, x in seq_rates.items() if x}
@@ -391,10 +423,11 @@ class Suite:
         n, b = self.cfg["pipeline_images"], self.batch(64)
         rates = {fs: self.job("ferjax", "pipeline", feature_set=fs, n_images=n, batch=b)
                  for fs in ("O", "O-S-L")}
-        consumers, conv = {}, info["default_conv"]
-        for c in comparisons:   # the fastest light conv feeds the fed step (O-S-L's if measured)
+        consumers = {}
+        conv, devices = parse_variant(info["default_variant"])
+        for c in comparisons:   # the fastest light variant feeds the fed step (O-S-L's if measured)
             if c["task"] == "train" and c["model"] == "light" and c.get("best_variant", {}).get("ferjax"):
-                conv = c["best_variant"]["ferjax"]
+                conv, devices = parse_variant(c["best_variant"]["ferjax"])
         for c in comparisons:
             if c["task"] == "train" and c["features"] == "O-S-L":
                 ok = {v: x for v, x in c["variant_images_per_s"].get("ferjax", {}).items() if x}
@@ -402,20 +435,22 @@ class Suite:
                     best = max(ok, key=ok.get)
                     consumers[c["workload"]] = {"images_per_s": ok[best], "conv": best}
                     if c["model"] == "light":
-                        conv = best
+                        conv, devices = parse_variant(best)
         fed = self.job("ferjax", "pipeline_fed", model="light", batch=b, features="O-S-L", conv=conv,
-                       n_images=self.cfg["fed_images"], warmup=self.cfg["warmup"])
+                       devices=devices, n_images=self.cfg["fed_images"], warmup=self.cfg["warmup"])
         keys = ("images_per_s", "resident_images_per_s", "data_wait_fraction", "data_wait_s",
                 "dispatch_s", "backlog_s", "resident_step_s", "wall_s", "pipeline_bound")
         out = {"train_images_per_s": {fs: _get(r, "images_per_s") for fs, r in rates.items()},
                "train_images_per_cpu_s": {fs: _get(r, "images_per_cpu_s") for fs, r in rates.items()},
                "batch": b, "n_images": n, "step_consumption_images_per_s": consumers,
-               "fed": {"workload": f"light, O-S-L, batch {b}, {conv} conv",
+               "fed": {"workload": f"light, O-S-L, batch {b}, {conv} conv"
+                               + (f", {devices} XLA devices" if devices else ""),
                        **{k: _get(fed, k) for k in keys},
                        "peak_rss_mb": fed.get("peak_rss_mb"), "status": fed["status"]}}
         if fed["status"] == "ok":
             consumers["fed step, resident batch"] = {
-                "images_per_s": fed["result"]["resident_images_per_s"], "conv": conv}
+                "images_per_s": fed["result"]["resident_images_per_s"],
+                "conv": conv + (f"+{devices}dev" if devices else "")}
         osl = out["train_images_per_s"]["O-S-L"]
         fastest = max([v["images_per_s"] for v in consumers.values()], default=None)
         out["fastest_consumer_images_per_s"] = fastest
@@ -447,10 +482,17 @@ class Suite:
             c["profile"] = {"what": f"vmapped K={c['ks'][-1]} step", **_profile_of(rec)}
             return
         c["profile"] = {}
-        convs = {info["default_conv"], c.get("best_variant", {}).get("ferjax") or info["default_conv"]}
-        for conv in sorted(convs):
-            rec = self.job("ferjax", c["task"], conv=conv, profile_steps=n, **base)
-            c["profile"][conv] = _profile_of(rec)
+        convs = {info["default_variant"], c.get("best_variant", {}).get("ferjax") or info["default_variant"]}
+        for label in sorted(convs):
+            conv, devices = parse_variant(label)
+            rec = self.job("ferjax", c["task"], conv=conv, devices=devices, profile_steps=n, **base)
+            c["profile"][label] = _profile_of(rec)
+
+
+def parse_variant(label: str) -> tuple[str, int | None]:
+    """'xla+2dev' -> ('xla', 2); 'matmul' -> ('matmul', None)."""
+    conv, _, dev = label.partition("+")
+    return conv, (int(dev[:-3]) if dev.endswith("dev") else None)
 
 
 def _profile_of(rec: dict) -> dict:
@@ -524,10 +566,13 @@ def markdown(r: dict) -> str:
     L.append(f"{r['started'][:19]}Z, {r['duration_s'] / 60:.1f} min. CPU: {m['cpu']}, "
              f"{m['cores']['usable']} usable cores; load average at start "
              f"{m['load_average_start']}, at end {m['load_average_end']}.")
-    if m["load_average_start"] and m["load_average_start"][0] > 0.5:
-        L.append(f"\n**Warning: the machine was busy when the suite started (1-min load "
-                 f"{m['load_average_start'][0]}): the rates below are lower than on an idle machine "
-                 f"and the ratios are noisy.**")
+    busy = m.get("cpu_busy_before_start")
+    if busy is not None and busy > 0.1:
+        L.append(f"\n**Warning: the machine was busy when the suite started ({busy:.0%} of its CPU "
+                 f"time in use by other processes): the rates below are lower than on an idle "
+                 f"machine and the ratios are noisy.**")
+    elif busy is not None:
+        L.append(f"\nCPU in use by other processes just before the start: {busy:.0%}.")
     if r["mode"] == "smoke":
         L.append("\n**Smoke run (one step, batches capped at 8): checks that every path runs; "
                  "the numbers mean nothing.**")
@@ -555,7 +600,7 @@ def markdown(r: dict) -> str:
                  f"{_f(t['ratio'], '{:.2f}x')} | {_met(t['met'])} |")
 
     L.append("\n## Training and inference (images/s)\n")
-    L.append("ferjax = its default conv (`" + r["versions"]["ferjax"]["default_conv"] + "`); peers: "
+    L.append("ferjax = its default (`" + r["versions"]["ferjax"].get("default_variant", r["versions"]["ferjax"]["default_conv"]) + "`, what `ferjax train` runs); peers: "
              "their faster variant (in brackets). GFLOP/s from the stated FLOP count.\n")
     L.append("| workload | ferjax | PyTorch | Keras | ratio vs best peer | vs PyTorch | "
              "ferjax GFLOP/s (% ceiling) | PyTorch GFLOP/s | peak RSS ferjax / torch / keras (MB) |")

@@ -5,6 +5,8 @@ import argparse
 import json
 import sys
 
+from ferjax.devices import add_argument as add_device_argument
+
 
 def _cmd_data_info(args) -> int:
     from ferjax.data.info import data_info, format_data_info
@@ -14,6 +16,8 @@ def _cmd_data_info(args) -> int:
 
 
 def _cmd_train(args) -> int:
+    from ferjax.devices import use_cpu_cores
+    use_cpu_cores(args.cpu_devices)
     from ferjax.config import DataConfig, LossConfig, ModelConfig, RunConfig
     from ferjax.train.loop import train
     if args.loss == "TL" and args.lam <= 0:
@@ -99,8 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--batch-size", type=int, default=64)
     t.add_argument("--train-subset", type=int, default=0, help="use only N training images (a reduced run)")
-    t.add_argument("--conv", default="matmul", choices=["matmul", "lax"],
-                   help="matmul: im2col GEMMs (fast on CPU); lax: XLA convolution (GPU/TPU)")
+    t.add_argument("--conv", default="auto", choices=["auto", "xla", "matmul", "lax"],
+                   help="convolution implementation (same parameters); auto: xla on CPU, lax on GPU/TPU")
+    add_device_argument(t)
     t.add_argument("--workdir", required=True)
     t.add_argument("--no-progress", action="store_true")
     t.set_defaults(func=_cmd_train)

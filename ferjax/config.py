@@ -7,7 +7,8 @@ from typing import Literal
 FeatureSet = Literal["O", "O-S", "O-L", "O-S-L"]
 LabelMode = Literal["majority", "probability", "crossentropy", "multi_target"]
 ModelName = Literal["vgg13", "light"]
-ConvImpl = Literal["matmul", "lax"]
+ConvImpl = Literal["auto", "xla", "matmul", "lax"]
+CONV_NAMES = ("auto", "xla", "matmul", "lax")
 
 FEATURE_SET_NAMES: tuple[str, ...] = ("O", "O-S", "O-L", "O-S-L")
 LABEL_MODE_NAMES: tuple[str, ...] = ("majority", "probability", "crossentropy", "multi_target")
@@ -40,11 +41,11 @@ class DataConfig:
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
     name: ModelName = "light"
-    conv: ConvImpl = "matmul"        # "matmul": im2col matrix products (fast on CPU); "lax": nn.Conv
+    conv: ConvImpl = "auto"          # see ferjax/models/conv.py; all share one parameter tree
 
     def __post_init__(self):
         _check(self.name, MODEL_NAMES, "model")
-        _check(self.conv, ("matmul", "lax"), "conv implementation")
+        _check(self.conv, CONV_NAMES, "conv implementation")
 
 
 @dataclasses.dataclass(frozen=True)

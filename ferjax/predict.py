@@ -148,7 +148,7 @@ class Predictor:
             from ferjax.assets import shipped_checkpoint
             path = shipped_checkpoint()
         cfg, arrays, _ = load_run(path)
-        return cls(build_model(cfg.model.name, cfg.model.conv), arrays["params"],
+        return cls(build_model(cfg.model.name), arrays["params"],
                    feature_set=cfg.data.features, image_size=cfg.data.image_size,
                    source=str(path), **kw)
 

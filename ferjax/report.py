@@ -29,6 +29,25 @@ def markdown_table(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def markdown_lambda(result: dict) -> str:
+    """Figure 3 as a table: one row per lambda, one column per feature set."""
+    split = "Test" if result["accuracy_split"] == "test" else "Validation"
+    curves = result["curves"]
+    lams = sorted({p["lam"] for pts in curves.values() for p in pts})
+    lines = [f"## {result['title']} ({result['profile']} profile)", "", provenance(result), "",
+             f"Command: `{result['command']}`", "",
+             f"{split} accuracy, average (min-max) over seeds:", "",
+             "| lambda | " + " | ".join(curves) + " |", "|---" * (len(curves) + 1) + "|"]
+    for lam in lams:
+        cells = []
+        for pts in curves.values():
+            pt = next((p for p in pts if p["lam"] == lam), None)
+            cells.append("-" if pt is None else
+                         f"{pt['avg']:.2f}" + (f" ({pt['min']:.2f}-{pt['max']:.2f})" if len(pt["accuracies"]) > 1 else ""))
+        lines.append(f"| {lam:g} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def _plt():
     import matplotlib
     matplotlib.use("Agg")

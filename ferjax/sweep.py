@@ -18,7 +18,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 from ferjax.classes import NUM_CLASSES
 from ferjax.config import RunConfig
 from ferjax.features import num_channels
-from ferjax.models import build_model, init_params
+from ferjax.models import build_model, init_params, resolve_conv
 from ferjax.train.state import TrainState, make_optimizer
 from ferjax.train.step import eval_step, train_step
 
@@ -72,12 +72,20 @@ class Placement:
     mesh: Mesh
 
     @classmethod
-    def create(cls, num_runs: int, batch_size: int, devices=None) -> "Placement":
+    def create(cls, num_runs: int, batch_size: int, devices=None,
+               shard_runs: bool = True) -> "Placement":
         devices = list(devices if devices is not None else jax.devices())
-        runs_axis = math.gcd(num_runs, len(devices))
+        runs_axis = math.gcd(num_runs, len(devices)) if shard_runs else 1
         data_axis = math.gcd(len(devices) // runs_axis, batch_size)
         grid = np.asarray(devices[: runs_axis * data_axis]).reshape(runs_axis, data_axis)
         return cls(Mesh(grid, ("runs", "data")))
+
+    @classmethod
+    def for_group(cls, num_runs: int, batch_size: int, conv: str) -> "Placement":
+        """The placement a group of runs trains with: the batch over every device for the
+        "xla" conv (its one-convolution-per-run vmap rule would gather runs spread over
+        devices), runs spread over devices otherwise."""
+        return cls.create(num_runs, batch_size, shard_runs=resolve_conv(conv) != "xla")
 
     @property
     def state(self) -> NamedSharding:

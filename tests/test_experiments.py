@@ -40,3 +40,8 @@ def test_lambda_sweep_writes_figure_3(tmp_path, capsys):
     result = json.loads((out / "lambda_sweep.json").read_text())
     assert [p["lam"] for p in result["curves"]["O-L"]] == [0.01, 1.0]
     assert (out / "lambda_sweep_fig3.png").read_bytes()[:4] == b"\x89PNG"
+    table = (out / "lambda_sweep.md").read_text()
+    assert "| lambda | O-L |" in table and "| 0.01 | " in table and "| 1 | " in table
+    (out / "lambda_sweep.md").unlink()
+    assert lambda_sweep.main(["--replot", str(out / "lambda_sweep.json")]) == 0   # no training
+    assert (out / "lambda_sweep.md").read_text() == table

@@ -41,6 +41,15 @@ SCRIPT = textwrap.dedent("""
     for a, b in zip(jax.tree.leaves(dp.params), jax.tree.leaves(ref.params)):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-5, rtol=1e-5)
     np.testing.assert_allclose(np.asarray(dp.centers), np.asarray(ref.centers), atol=1e-5)
+
+    # the training loop's placement for the "xla" conv: the batch over both devices, every run on each
+    pl = Placement.for_group(2, 16, "xla")
+    assert pl.mesh.shape == {"runs": 1, "data": 2}, pl.mesh.shape
+    state, step = pl.put_state(create_states(group, 10)), pl.train_step()
+    for b in batches:
+        state, _ = step(state, pl.put_batch(b))
+    for a, b in zip(jax.tree.leaves(state.params), jax.tree.leaves(single.params)):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-5, rtol=1e-5)
     print("SHARDING-OK")
 """)
 
@@ -50,3 +59,22 @@ def test_sweep_sharded_and_data_parallel_equal_single_device():
     out = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "SHARDING-OK" in out.stdout
+
+
+def test_use_cpu_cores_splits_the_host_before_jax_starts():
+    script = textwrap.dedent("""
+        import jax
+        from ferjax.devices import use_cpu_cores
+        assert use_cpu_cores(3) == 3
+        assert jax.device_count() == 3, jax.devices()
+        import warnings
+        with warnings.catch_warnings(record=True) as w:
+            warnings.simplefilter("always")
+            assert use_cpu_cores(2) is None          # too late: JAX has started
+        assert "ignored" in str(w[0].message) and jax.device_count() == 3
+        print("DEVICES-OK")
+    """)
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"} | {"JAX_PLATFORMS": "cpu"}
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "DEVICES-OK" in out.stdout

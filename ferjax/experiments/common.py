@@ -15,6 +15,7 @@ import numpy as np
 from ferjax.classes import CLASS_NAMES
 from ferjax.config import RunConfig
 from ferjax.configs import get_config
+from ferjax.devices import add_argument as add_device_argument, use_cpu_cores
 from ferjax.experiments.paper import PARAMETERS, TABLE1, TABLE2, Row
 from ferjax.train.loop import train_group
 
@@ -50,14 +51,18 @@ def add_arguments(p: argparse.ArgumentParser, default_out: str) -> None:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--synthetic-per-class", type=int, default=None,
                    help="size of the built-in data (training faces per class)")
-    p.add_argument("--conv", default="matmul", choices=["matmul", "lax"])
+    p.add_argument("--conv", default="auto", choices=["auto", "xla", "matmul", "lax"],
+                   help="convolution implementation; auto: xla on CPU, lax on GPU/TPU")
+    add_device_argument(p)
     p.add_argument("--out", default=default_out)
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--distributed", action="store_true",
                    help="multi-host: call jax.distributed.initialize() (coordinator from the environment)")
 
 
-def maybe_distributed(args) -> None:
+def setup_devices(args) -> None:
+    """Before JAX's first operation: host CPU devices, then multi-host initialisation."""
+    use_cpu_cores(args.cpu_devices)
     if args.distributed:
         import jax
         jax.distributed.initialize()
@@ -169,7 +174,7 @@ def table_main(table: str, argv: list[str] | None = None) -> int:
         rows = tuple(r for r in rows if r.features in args.feature_sets)
         title += " (partial: " + ", ".join(r.name for r in rows) + ")"
     profile = resolve_profile(args, model)
-    maybe_distributed(args)
+    setup_devices(args)
     summaries = run_rows(rows, model, profile, args)
     result = aggregate(rows, summaries, model, profile, args, title,
                        " ".join([f"python -m ferjax.experiments.{table}", *argv]))

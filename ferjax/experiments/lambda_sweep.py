@@ -22,20 +22,35 @@ def sweep_rows(feature_sets, lams) -> list[Row]:
     return [Row(f"{fs}-lam{lam:g}", fs, lam, float("nan")) for fs in feature_sets for lam in lams]
 
 
+def write_outputs(result: dict, out: Path) -> None:
+    from ferjax.report import figure_lambda, markdown_lambda
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "lambda_sweep.json").write_text(json.dumps(result, indent=2))
+    (out / "lambda_sweep.md").write_text(markdown_lambda(result))
+    figure_lambda(result, out / "lambda_sweep_fig3.png")
+
+
 def main(argv: list[str] | None = None) -> int:
-    from ferjax.report import figure_lambda, provenance
+    from ferjax.report import markdown_lambda
     p = argparse.ArgumentParser(prog="python -m ferjax.experiments.lambda_sweep", description=__doc__)
     common.add_arguments(p, default_out="results/lambda_sweep")
     p.add_argument("--model", default="light", choices=["light", "vgg13"])
     p.add_argument("--lams", type=float, nargs="+", default=[0.001, 0.01, 0.1, 0.5, 1.0])
     p.add_argument("--feature-sets", nargs="+", default=["O", "O-S", "O-L"],
                    choices=["O", "O-S", "O-L", "O-S-L"])
+    p.add_argument("--replot", type=Path, metavar="JSON",
+                   help="redraw the table and figure of a finished sweep's lambda_sweep.json, no training")
     argv = sys.argv[1:] if argv is None else argv
     args = p.parse_args(argv)
+    if args.replot:
+        result = json.loads(args.replot.read_text())
+        write_outputs(result, args.replot.parent)
+        print(markdown_lambda(result))
+        return 0
     if any(lam <= 0 for lam in args.lams):
         p.error("--lams must be positive (a log axis); lambda = 0 is the SL row of table1/table2")
     profile = common.resolve_profile(args, args.model)
-    common.maybe_distributed(args)
+    common.setup_devices(args)
     rows = sweep_rows(args.feature_sets, args.lams)
     summaries = common.run_rows(rows, args.model, profile, args)
     first = next(iter(summaries.values()))[0]
@@ -53,13 +68,8 @@ def main(argv: list[str] | None = None) -> int:
               "accuracy_split": common.reported(first)[1],
               "command": " ".join(["python -m ferjax.experiments.lambda_sweep", *argv]),
               "curves": curves, "rows": [{"seeds": [s["config"]["seed"] for s in v]} for v in summaries.values()]}
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "lambda_sweep.json").write_text(json.dumps(result, indent=2))
-    figure_lambda(result, out / "lambda_sweep_fig3.png")
-    print(provenance(result))
-    for fs, pts in curves.items():
-        print(fs + ": " + ", ".join(f"lam {p['lam']:g}: {p['avg']:.2f}" for p in pts))
+    write_outputs(result, Path(args.out))
+    print(markdown_lambda(result))
     return 0
 
 

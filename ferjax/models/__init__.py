@@ -13,8 +13,20 @@ from ferjax.models.vgg13 import VGG13
 MODELS = {"vgg13": VGG13, "light": LightNet}
 
 
+def resolve_conv(conv: str = "auto") -> str:
+    """"auto": XLA's convolution with sweep-aware vmap rules ("xla") on CPU, where it measured
+    fastest (benchmarks/README.md), and the library convolution ("lax") on GPU/TPU."""
+    if conv != "auto":
+        return conv
+    return "xla" if jax.default_backend() == "cpu" else "lax"
+
+
+def build_model(name: str, conv: str = "auto"):
+    return _build_model(name, resolve_conv(conv))
+
+
 @functools.lru_cache(maxsize=None)   # one instance per (name, conv): jitted steps are reused
-def build_model(name: str, conv: str = "matmul"):
+def _build_model(name: str, conv: str):
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
     return MODELS[name](conv=conv)

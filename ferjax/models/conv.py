@@ -1,13 +1,14 @@
-"""3x3 SAME convolutions, selectable between XLA's convolution and matrix products.
+"""3x3 SAME convolutions, selectable: "xla", "matmul" or "lax" ("auto": "xla" on CPU, "lax"
+on GPU/TPU; see `ferjax.models.resolve_conv`). All own the same parameters ('kernel'
+(3,3,Cin,Cout), 'bias'), so checkpoints move between them.
 
-XLA:CPU runs the convolution's weight gradient far below the machine's matrix-product
-rate, and vmapping `lax.conv` over stacked weights turns it into grouped convolutions that
-are slower still. `MatmulConv3x3` writes the same convolution as im2col patches and one
-matrix product, so forward, input gradient and weight gradient are all GEMMs, and a
-vmapped sweep batches them as batched GEMMs. On GPU/TPU the library convolution ("lax")
-is the right choice. "xla" (see below) is XLA's convolution again, with the reshape pooling
-and a vmap rule for sweeps; with jax 0.10's XLA:CPU it is the fastest of the three on CPU.
-All own the same parameters ('kernel' (3,3,Cin,Cout), 'bias'), so checkpoints move between them.
+* "lax": flax's nn.Conv and nn.max_pool, the right choice on GPU/TPU.
+* "xla": XLA's convolution again, with the reshape max-pool (nn.max_pool's gradient is a slow
+  scatter on CPU) and a vmap rule for sweeps (below). With jax 0.10's XLA:CPU it measured
+  fastest of the three on CPU: benchmarks/README.md.
+* "matmul": im2col patches and one matrix product, so forward, input gradient and weight
+  gradient are all GEMMs and a vmapped sweep batches them as batched GEMMs; it was the
+  fastest CPU path with older XLA:CPU convolutions.
 """
 from __future__ import annotations
 
@@ -30,16 +31,6 @@ def conv3x3_matmul(x: jax.Array, kernel: jax.Array) -> jax.Array:
     patches = im2col3x3(x).reshape(b * h * w, 9 * c)
     y = jnp.dot(patches, kernel.reshape(9 * c, -1), preferred_element_type=x.dtype)
     return y.reshape(b, h, w, -1)
-
-
-class MatmulConv3x3(nn.Module):
-    features: int
-
-    @nn.compact
-    def __call__(self, x):
-        kernel = self.param("kernel", KERNEL_INIT, (3, 3, x.shape[-1], self.features))
-        bias = self.param("bias", nn.initializers.zeros, (self.features,))
-        return conv3x3_matmul(x, kernel) + bias
 
 
 # ---------------------------------------------------------------- "xla"
@@ -102,24 +93,25 @@ def _conv3x3_xla_bwd(res, g):
 conv3x3_xla.defvjp(_conv3x3_xla_fwd, _conv3x3_xla_bwd)
 
 
-class XlaConv3x3(nn.Module):
+_CONV_FNS = {"matmul": conv3x3_matmul, "xla": conv3x3_xla}
+CONV_IMPLS = ("matmul", "lax", "xla")
+
+
+class Conv3x3(nn.Module):
+    """3x3 SAME convolution + bias by `impl`, with nn.Conv's parameter names and shapes."""
     features: int
+    impl: str
 
     @nn.compact
     def __call__(self, x):
         kernel = self.param("kernel", KERNEL_INIT, (3, 3, x.shape[-1], self.features))
         bias = self.param("bias", nn.initializers.zeros, (self.features,))
-        return conv3x3_xla(x, kernel) + bias
-
-
-CONV_IMPLS = ("matmul", "lax", "xla")
+        return _CONV_FNS[self.impl](x, kernel) + bias
 
 
 def conv3x3(features: int, impl: str, name: str) -> nn.Module:
-    if impl == "matmul":
-        return MatmulConv3x3(features, name=name)
-    if impl == "xla":
-        return XlaConv3x3(features, name=name)
+    if impl in _CONV_FNS:
+        return Conv3x3(features, impl, name=name)
     if impl == "lax":
         return nn.Conv(features, (3, 3), padding="SAME", kernel_init=KERNEL_INIT, name=name)
     raise ValueError(f"unknown conv implementation {impl!r}; choose one of {', '.join(CONV_IMPLS)}")

@@ -8,6 +8,7 @@ the same parameters as an uninterrupted one.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -82,6 +83,11 @@ def _write_json(path: Path, obj) -> None:
     os.replace(tmp, path)
 
 
+def _same_run(cfg: RunConfig) -> RunConfig:
+    """What must match to resume: all but the conv implementation, which shares the parameters."""
+    return cfg.replace(model=dataclasses.replace(cfg.model, conv="auto"))
+
+
 def train_group(cfgs: list[RunConfig], workdir: str | os.PathLike, *, names: list[str] | None = None,
                 dataset: Dataset | None = None, progress: bool = True, log=None,
                 stop_after_steps: int | None = None) -> list[dict]:
@@ -100,7 +106,7 @@ def train_group(cfgs: list[RunConfig], workdir: str | os.PathLike, *, names: lis
     workdir.mkdir(parents=True, exist_ok=True)
     if (workdir / "group.json").exists():
         stored = json.loads((workdir / "group.json").read_text())
-        if [RunConfig.from_dict(c) for c in stored["configs"]] != list(cfgs):
+        if [_same_run(RunConfig.from_dict(c)) for c in stored["configs"]] != [_same_run(c) for c in cfgs]:
             raise ValueError(f"{workdir} holds a run of another configuration "
                              f"({stored['names']}); use a new --workdir to start afresh")
     _write_json(workdir / "group.json", group_meta)
@@ -116,7 +122,7 @@ def train_group(cfgs: list[RunConfig], workdir: str | os.PathLike, *, names: lis
         f"{len(splits['test']) if 'test' in splits else 'no'} test)"
         f"; {k_runs} run(s) on {jax.device_count()} device(s)")
 
-    placement = Placement.create(k_runs, bs)
+    placement = Placement.for_group(k_runs, bs, base.model.conv)
     state = create_states(cfgs, steps_per_epoch)
     start_epoch = 0
     best = [{"epoch": 0, "valid_accuracy": -1.0} for _ in cfgs]
