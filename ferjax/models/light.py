@@ -15,7 +15,7 @@ per FLOP, and puts its parameters late, where they are cheap:
 
 Parameters: 361,072 with one input channel, 864 more per extra channel (O-S-L: 362,800).
 Forward: 14.0 MFLOP per image for O (XLA's count of the plain convolution; a multiply-add
-counts 2). Measured here: ~600 training images/s at batch 64, a 42 s FERPlus epoch.
+counts 2). Measured here (training loop, defaults, 2 cores): a 24 s FERPlus epoch, 1,025 images/s.
 """
 from __future__ import annotations
 
