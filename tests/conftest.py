@@ -5,6 +5,13 @@ import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import jax  # noqa: E402
+
+# Start JAX now, with the devices the environment gives (one CPU device by default), so that a
+# test calling an entry point (which would split the host into one device per core if JAX had
+# not started) cannot change the device count for the tests after it.
+jax.devices()
+
 SHARED_FERPLUS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ferplus"
 
 
