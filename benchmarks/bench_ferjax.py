@@ -41,27 +41,14 @@ def default_variant() -> str:
 
 
 def conv_impls() -> list[str]:
-    from ferjax.models import conv
-    return list(getattr(conv, "CONV_IMPLS", ("matmul", "lax")))
-
-
-def model_config(name: str, conv: str) -> ModelConfig:
-    """ModelConfig(name, conv), also for a conv implementation that ferjax.models.conv
-    provides but config.py does not list yet (benchmarked before it is exposed)."""
-    try:
-        return ModelConfig(name=name, conv=conv)
-    except ValueError:
-        if conv not in conv_impls():
-            raise
-        mc = ModelConfig(name=name)
-        object.__setattr__(mc, "conv", conv)
-        return mc
+    from ferjax.models.conv import CONV_IMPLS
+    return list(CONV_IMPLS)
 
 
 def run_configs(model: str, batch: int, features: str, conv: str, image_size: int,
                 k: int = 1) -> list[RunConfig]:
     data = DataConfig(features=features, batch_size=batch, image_size=image_size)
-    return [RunConfig(data=data, model=model_config(model, conv), loss=LossConfig(lam=LAM * (i + 1)),
+    return [RunConfig(data=data, model=ModelConfig(name=model, conv=conv), loss=LossConfig(lam=LAM * (i + 1)),
                       seed=i, data_seed=0) for i in range(k)]
 
 

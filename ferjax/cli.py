@@ -5,6 +5,7 @@ import argparse
 import json
 import sys
 
+from ferjax.config import CONV_NAMES
 from ferjax.devices import add_argument as add_device_argument
 
 
@@ -103,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--batch-size", type=int, default=64)
     t.add_argument("--train-subset", type=int, default=0, help="use only N training images (a reduced run)")
-    t.add_argument("--conv", default="auto", choices=["auto", "xla", "matmul", "lax"],
+    t.add_argument("--conv", default="auto", choices=CONV_NAMES,
                    help="convolution implementation (same parameters); auto: xla on CPU, lax on GPU/TPU")
     add_device_argument(t)
     t.add_argument("--workdir", required=True)

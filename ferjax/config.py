@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Literal
+from typing import Literal, get_args
 
 FeatureSet = Literal["O", "O-S", "O-L", "O-S-L"]
 LabelMode = Literal["majority", "probability", "crossentropy", "multi_target"]
 ModelName = Literal["vgg13", "light"]
 ConvImpl = Literal["auto", "xla", "matmul", "lax"]
-CONV_NAMES = ("auto", "xla", "matmul", "lax")
+CONV_NAMES: tuple[str, ...] = get_args(ConvImpl)
 
 FEATURE_SET_NAMES: tuple[str, ...] = ("O", "O-S", "O-L", "O-S-L")
 LABEL_MODE_NAMES: tuple[str, ...] = ("majority", "probability", "crossentropy", "multi_target")

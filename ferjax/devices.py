@@ -11,8 +11,6 @@ from __future__ import annotations
 import os
 import warnings
 
-import jax
-
 
 def usable_cores() -> int:
     try:
@@ -29,6 +27,7 @@ def use_cpu_cores(devices: int = 0) -> int | None:
         raise ValueError(f"--cpu-devices must be 0 (one per core) or more, not {devices}")
     if "xla_force_host_platform_device_count" in os.environ.get("XLA_FLAGS", ""):
         return None
+    import jax    # here, not at module level: `ferjax --help` and data-info need no JAX
     n = devices or usable_cores()
     try:
         jax.config.update("jax_num_cpu_devices", n)

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ferjax.classes import CLASS_NAMES
-from ferjax.config import RunConfig
+from ferjax.config import CONV_NAMES, RunConfig
 from ferjax.configs import get_config
 from ferjax.devices import add_argument as add_device_argument, use_cpu_cores
 from ferjax.experiments.paper import PARAMETERS, TABLE1, TABLE2, Row
@@ -51,7 +51,7 @@ def add_arguments(p: argparse.ArgumentParser, default_out: str) -> None:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--synthetic-per-class", type=int, default=None,
                    help="size of the built-in data (training faces per class)")
-    p.add_argument("--conv", default="auto", choices=["auto", "xla", "matmul", "lax"],
+    p.add_argument("--conv", default="auto", choices=CONV_NAMES,
                    help="convolution implementation; auto: xla on CPU, lax on GPU/TPU")
     add_device_argument(p)
     p.add_argument("--out", default=default_out)
