@@ -22,7 +22,7 @@ from benchmarks.common import (MIN_TIME_S, channels_of, random_batch, rate,  # n
                                time_steps, top_ops_from_trace)
 from ferjax.config import DataConfig, LossConfig, ModelConfig, RunConfig  # noqa: E402
 from ferjax.devices import usable_cores  # noqa: E402
-from ferjax.models import (build_model, count_params, flops_per_image, init_params,  # noqa: E402
+from ferjax.models import (build_model, count_params, flops_per_image, inference_model, init_variables,  # noqa: E402
                            resolve_conv)
 from ferjax.sweep import Placement, create_states  # noqa: E402
 
@@ -56,7 +56,7 @@ def _train_setup(model, batch, features, conv, image_size, k):
     cfgs = run_configs(model, batch, features, conv, image_size, k)
     placement = Placement.for_group(k, batch, conv)
     state = placement.put_state(create_states(cfgs, STEPS_PER_EPOCH))
-    step = placement.train_step()
+    step = placement.batch_train_step()
     data = placement.put_batch(random_batch(batch, channels_of(features), image_size))
     return state, step, data
 
@@ -115,7 +115,7 @@ def sequential(model: str = "light", batch: int = 64, features: str = "O", conv:
     conv = conv or default_conv()
     cfgs = run_configs(model, batch, features, conv, image_size, k)
     placement = Placement.create(1, batch)
-    step = placement.train_step()
+    step = placement.batch_train_step()
     data = placement.put_batch(random_batch(batch, channels_of(features), image_size))
     total, first, per_config, images = 0.0, None, [], 0
     for cfg in cfgs:
@@ -148,7 +148,8 @@ def infer(model: str = "light", batch: int = 256, features: str = "O", conv: str
 def _infer(model, batch, features, conv, warmup, steps, image_size, profile_steps) -> dict:
     conv = conv or default_conv()
     net = build_model(model, conv)
-    params = init_params(net, jax.random.PRNGKey(0), channels_of(features), image_size)
+    variables = init_variables(net, jax.random.PRNGKey(0), channels_of(features), image_size)
+    net, params = inference_model(model, variables["params"], variables.get("batch_stats"), conv)
     fwd = jax.jit(lambda p, x: net.apply({"params": p}, x, train=False)[0])
     x = jnp.asarray(random_batch(batch, channels_of(features), image_size)["image"])
     devices = jax.devices()
@@ -232,7 +233,7 @@ def pipeline_fed(model: str = "light", batch: int = 64, features: str = "O-S-L",
     cfgs = run_configs(model, batch, features, conv, image_size)
     placement = Placement.create(1, batch)
     holder = {"state": placement.put_state(create_states(cfgs, STEPS_PER_EPOCH))}
-    step = placement.train_step()
+    step = placement.batch_train_step()
     resident = placement.put_batch(random_batch(batch, channels_of(features), image_size))
 
     def one():

@@ -5,7 +5,8 @@ import argparse
 import json
 import sys
 
-from ferjax.config import CONV_NAMES
+from ferjax.config import CONV_NAMES, LABEL_MODE_NAMES
+from ferjax.configs import PROFILE_NAMES
 from ferjax.devices import add_argument as add_device_argument
 
 
@@ -19,16 +20,22 @@ def _cmd_data_info(args) -> int:
 def _cmd_train(args) -> int:
     from ferjax.devices import use_cpu_cores
     use_cpu_cores(args.cpu_devices)
-    from ferjax.config import DataConfig, LossConfig, ModelConfig, RunConfig
+    import dataclasses
+    from ferjax.configs import get_config
     from ferjax.train.loop import train
     if args.loss == "TL" and args.lam <= 0:
         raise ValueError("--loss TL needs --lam > 0 (lambda = 0 is SL)")
-    cfg = RunConfig(
-        data=DataConfig(data=args.data, label_mode=args.label_mode, features=args.features,
-                        batch_size=args.batch_size, train_subset=args.train_subset),
-        model=ModelConfig(name=args.model, conv=args.conv),
-        loss=LossConfig(lam=args.lam if args.loss == "TL" else 0.0, alpha=args.alpha),
-        epochs=args.epochs, seed=args.seed)
+    cfg = get_config(args.model, args.profile)
+    given = lambda value, default: default if value is None else value  # noqa: E731
+    cfg = cfg.replace(
+        data=dataclasses.replace(cfg.data, data=args.data, features=args.features,
+                                 label_mode=given(args.label_mode, cfg.data.label_mode),
+                                 batch_size=given(args.batch_size, cfg.data.batch_size),
+                                 train_subset=args.train_subset),
+        model=dataclasses.replace(cfg.model, conv=args.conv),
+        loss=dataclasses.replace(cfg.loss, lam=args.lam if args.loss == "TL" else 0.0, alpha=args.alpha),
+        optim=dataclasses.replace(cfg.optim, learning_rate=given(args.lr, cfg.optim.learning_rate)),
+        epochs=given(args.epochs, cfg.epochs), seed=args.seed)
     summary = train(cfg, args.workdir, progress=not args.no_progress)
     print(json.dumps({k: summary[k] for k in ("name", "data", "reduced", "epochs", "best_epoch",
                                               "valid_accuracy", "test_accuracy", "checkpoint")}, indent=2))
@@ -98,11 +105,14 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--lam", type=float, default=0.1, help="center-loss weight for --loss TL")
     t.add_argument("--alpha", type=float, default=0.5, help="center update rate")
     t.add_argument("--data", default="synthetic")
-    t.add_argument("--label-mode", default="majority",
-                   choices=["majority", "probability", "crossentropy", "multi_target"])
-    t.add_argument("--epochs", type=int, default=10)
+    t.add_argument("--profile", default="paper", choices=PROFILE_NAMES,
+                   help="paper: the study's recipe; fast: the time-to-accuracy recipe (ferjax/configs/)")
+    t.add_argument("--label-mode", default=None, choices=LABEL_MODE_NAMES,
+                   help="training targets (default: the profile's); accuracy is on majority votes")
+    t.add_argument("--epochs", type=int, default=None, help="default: the profile's")
+    t.add_argument("--lr", type=float, default=None, help="(peak) learning rate; default: the profile's")
     t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--batch-size", type=int, default=64)
+    t.add_argument("--batch-size", type=int, default=None, help="default: the profile's")
     t.add_argument("--train-subset", type=int, default=0, help="use only N training images (a reduced run)")
     t.add_argument("--conv", default="auto", choices=CONV_NAMES,
                    help="convolution implementation (same parameters); auto: xla on CPU, lax on GPU/TPU")

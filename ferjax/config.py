@@ -23,7 +23,7 @@ def _check(value, allowed, what):
 @dataclasses.dataclass(frozen=True)
 class DataConfig:
     data: str = "synthetic"          # "synthetic", a FERPlus folder, or a folder with the Kaggle CSVs
-    label_mode: LabelMode = "majority"
+    label_mode: LabelMode = "majority"   # training targets; accuracy is always on majority-vote images
     features: FeatureSet = "O"
     image_size: int = 64
     batch_size: int = 64
@@ -58,11 +58,28 @@ class LossConfig:
         return "TL" if self.lam > 0 else "SL"
 
 
+OptimizerName = Literal["adam", "adamw", "sgd"]
+ScheduleName = Literal["step", "onecycle"]
+OPTIMIZER_NAMES: tuple[str, ...] = get_args(OptimizerName)
+SCHEDULE_NAMES: tuple[str, ...] = get_args(ScheduleName)
+
+
 @dataclasses.dataclass(frozen=True)
 class OptimConfig:
-    learning_rate: float = 3e-4
-    decay_rate: float = 0.97
+    optimizer: OptimizerName = "adam"
+    learning_rate: float = 3e-4      # the peak rate for "onecycle"
+    schedule: ScheduleName = "step"  # step: x decay_rate every decay_every_epochs (the study);
+    decay_rate: float = 0.97         # onecycle: linear warm-up, then cosine to 1% at the last epoch
     decay_every_epochs: int = 2
+    warmup_fraction: float = 0.1     # onecycle only: share of all steps spent warming up
+    weight_decay: float = 0.0        # decoupled (adamw) or added to the gradient (sgd)
+    label_smoothing: float = 0.0
+
+    def __post_init__(self):
+        _check(self.optimizer, OPTIMIZER_NAMES, "optimizer")
+        _check(self.schedule, SCHEDULE_NAMES, "learning-rate schedule")
+        if not self.learning_rate > 0:
+            raise ValueError(f"learning_rate must be positive, got {self.learning_rate}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,6 +91,7 @@ class RunConfig:
     epochs: int = 10
     seed: int = 0                    # initialisation and dropout
     data_seed: int | None = None     # shuffling and augmentation; None: the same as seed
+    eval_flip: bool = False          # evaluate on the mean of the face's and its mirror's softmax
 
     @property
     def data_seed_or_seed(self) -> int:
@@ -86,7 +104,8 @@ class RunConfig:
     def from_dict(cls, d: dict) -> "RunConfig":
         return cls(data=DataConfig(**d["data"]), model=ModelConfig(**d["model"]),
                    loss=LossConfig(**d["loss"]), optim=OptimConfig(**d["optim"]),
-                   epochs=d["epochs"], seed=d["seed"], data_seed=d.get("data_seed"))
+                   epochs=d["epochs"], seed=d["seed"], data_seed=d.get("data_seed"),
+                   eval_flip=d.get("eval_flip", False))
 
     def replace(self, **kw) -> "RunConfig":
         return dataclasses.replace(self, **kw)

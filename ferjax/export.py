@@ -50,19 +50,14 @@ def _load(checkpoint):
 
     from ferjax.evaluate import load_run
     from ferjax.features import num_channels
-    from ferjax.models import build_model
+    from ferjax.models import inference_model
     if checkpoint is None:
         from ferjax.assets import shipped_checkpoint
         checkpoint = shipped_checkpoint()
     cfg, arrays, meta = load_run(checkpoint)
-    params = arrays["params"]
-    model = build_model(cfg.model.name, "lax")
+    # batch norm folded into the convolutions; "lax" (nn.Conv) converts most simply to TF
+    model, params = inference_model(cfg.model.name, arrays["params"], arrays.get("batch_stats"), "lax")
     size, channels = cfg.data.image_size, num_channels(cfg.data.features)
-    expected = jax.eval_shape(lambda: model.init(
-        jax.random.PRNGKey(0), jax.numpy.zeros((1, size, size, channels)))["params"])
-    if jax.tree.structure(expected) != jax.tree.structure(params) or any(
-            a.shape != b.shape for a, b in zip(jax.tree.leaves(expected), jax.tree.leaves(params))):
-        model = build_model(cfg.model.name, cfg.model.conv)   # not expected: same parameters
     return cfg, model, params, meta, str(checkpoint), size, channels
 
 

@@ -120,7 +120,7 @@ def video_frames(path: str | Path, every_seconds: float = VIDEO_EVERY_SECONDS,
 class Predictor:
     """A trained model plus the face detector and the checkpoint's own preprocessing."""
 
-    def __init__(self, model, params, *, feature_set: str, image_size: int = 64,
+    def __init__(self, model, params, *, feature_set: str, image_size: int = 64, flip: bool = False,
                  cascade: str = DEFAULT_CASCADE, margin: float = MARGIN,
                  max_batch: int = MAX_BATCH, detect_kw: dict | None = None, source: str | None = None):
         import jax
@@ -134,8 +134,8 @@ class Predictor:
         self._params = jax.device_put(params)
         from ferjax.data.pipeline import eval_preprocessor
         self._preprocess = eval_preprocessor(feature_set, image_size)
-        self._forward = jax.jit(
-            lambda p, x: jax.nn.softmax(model.apply({"params": p}, x, train=False)[0], axis=-1))
+        from ferjax.train.step import predict_probs
+        self._forward = jax.jit(lambda p, x: predict_probs(model.apply, {"params": p}, x, flip))
         from ferjax.detect import _classifier
         _classifier(cascade)                 # fail early on an unknown cascade name
 
@@ -143,14 +143,14 @@ class Predictor:
     def from_checkpoint(cls, path: str | Path | None = None, **kw) -> "Predictor":
         """A run directory from `ferjax train` (or its best/); None: the shipped model."""
         from ferjax.evaluate import load_run
-        from ferjax.models import build_model
+        from ferjax.models import inference_model
         if path is None:
             from ferjax.assets import shipped_checkpoint
             path = shipped_checkpoint()
         cfg, arrays, _ = load_run(path)
-        return cls(build_model(cfg.model.name), arrays["params"],
-                   feature_set=cfg.data.features, image_size=cfg.data.image_size,
-                   source=str(path), **kw)
+        model, params = inference_model(cfg.model.name, arrays["params"], arrays.get("batch_stats"))
+        return cls(model, params, feature_set=cfg.data.features, image_size=cfg.data.image_size,
+                   flip=cfg.eval_flip, source=str(path), **kw)
 
     @property
     def compilations(self) -> int:

@@ -17,8 +17,9 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from ferjax.classes import NUM_CLASSES
 from ferjax.config import RunConfig
+from ferjax.data.augment import augment, evaluation_inputs
 from ferjax.features import num_channels
-from ferjax.models import build_model, init_params, resolve_conv
+from ferjax.models import build_model, init_variables, resolve_conv
 from ferjax.train.state import TrainState, make_optimizer
 from ferjax.train.step import eval_step, train_step
 
@@ -38,14 +39,15 @@ def create_states(cfgs: list[RunConfig], steps_per_epoch: int) -> TrainState:
     check_group(cfgs)
     base = cfgs[0]
     model = build_model(base.model.name, base.model.conv)
-    tx = make_optimizer(base.optim, steps_per_epoch)
+    tx = make_optimizer(base.optim, steps_per_epoch, base.epochs)
     channels, size = num_channels(base.data.features), base.data.image_size
     feature_dim = _feature_dim(model, channels, size)
 
     def init_one(key, lam, alpha):
         init_key, rng = jax.random.split(key)
-        params = init_params(model, init_key, channels, size)
-        return TrainState.create(apply_fn=model.apply, params=params, tx=tx,
+        variables = init_variables(model, init_key, channels, size)
+        return TrainState.create(apply_fn=model.apply, params=variables["params"], tx=tx,
+                                 batch_stats=variables.get("batch_stats", {}),
                                  centers=jnp.zeros((NUM_CLASSES, feature_dim), jnp.float32),
                                  rng=rng, lam=lam, alpha=alpha)
 
@@ -57,8 +59,8 @@ def create_states(cfgs: list[RunConfig], steps_per_epoch: int) -> TrainState:
 
 def _feature_dim(model, channels: int, size: int) -> int:
     def f():
-        params = init_params(model, jax.random.PRNGKey(0), channels, size)
-        return model.apply({"params": params}, jnp.zeros((1, size, size, channels)))[1]
+        variables = init_variables(model, jax.random.PRNGKey(0), channels, size)
+        return model.apply(variables, jnp.zeros((1, size, size, channels)))[1]
     return jax.eval_shape(f).shape[-1]
 
 
@@ -98,27 +100,76 @@ class Placement:
     def put_state(self, state):
         return jax.device_put(state, self.state)
 
+    @property
+    def replicated(self) -> NamedSharding:
+        return NamedSharding(self.mesh, P())
+
+    def put_data(self, split) -> dict:
+        """A labelled split as arrays resident on every device: the step gathers its batches."""
+        return jax.device_put({"image": np.asarray(split.images), "target": np.asarray(split.targets, np.float32),
+                               "label": np.asarray(split.labels, np.int32)}, self.replicated)
+
+    def put_indices(self, idx: np.ndarray) -> jax.Array:
+        return jax.make_array_from_callback(idx.shape, self.batch, lambda i: idx[i])
+
+    def train_step(self, cfg: RunConfig):
+        """(state, data, idx, epoch, step) -> (state, metrics): gathers the batch `idx` of the
+        resident data, augments it once (keyed by data seed, epoch and step) and runs every
+        run's step on it."""
+        return _jitted_train_step(self, cfg.data.features, cfg.data.image_size,
+                                  cfg.data.label_mode == "probability", cfg.optim.label_smoothing)
+
+    def batch_train_step(self, sample_targets: bool = False, label_smoothing: float = 0.0):
+        """(state, batch) -> (state, metrics) on an already preprocessed batch: the step alone,
+        for benchmarks and tests (`put_batch` places the batch)."""
+        return _jitted_batch_train_step(self, sample_targets, label_smoothing)
+
     def put_batch(self, batch: dict) -> dict:
         """Host numpy batch -> global arrays; works multi-host when every host holds the batch."""
         return {k: jax.make_array_from_callback(v.shape, self.batch, lambda idx, v=v: v[idx])
                 for k, v in batch.items()}
 
-    def train_step(self, sample_targets: bool = False):
-        return _jitted_train_step(self, sample_targets)
-
-    def eval_step(self):
-        return _jitted_eval_step(self)
+    def eval_step(self, cfg: RunConfig):
+        """(state, data, idx, mask) -> summed metrics per run, on evaluation inputs."""
+        return _jitted_eval_step(self, cfg.data.features, cfg.data.image_size, cfg.eval_flip)
 
 
 # Cached per placement, so runs with the same mesh reuse one compiled step.
 @functools.lru_cache(maxsize=None)
-def _jitted_train_step(placement: Placement, sample_targets: bool):
-    step = jax.vmap(functools.partial(train_step, sample_targets=sample_targets), in_axes=(0, None))
-    return jax.jit(step, in_shardings=(placement.state, placement.batch),
+def _jitted_train_step(placement: Placement, feature_set: str, image_size: int,
+                       sample_targets: bool, label_smoothing: float):
+    one = functools.partial(train_step, sample_targets=sample_targets, label_smoothing=label_smoothing)
+
+    def step(state, data, idx, data_key, epoch, step_in_epoch):
+        key = jax.random.fold_in(jax.random.fold_in(data_key, epoch), step_in_epoch)
+        batch = {"image": augment(key, data["image"][idx], feature_set, image_size),
+                 "target": data["target"][idx], "label": data["label"][idx]}
+        batch = jax.lax.with_sharding_constraint(batch, placement.batch)
+        return jax.vmap(one, in_axes=(0, None))(state, batch)
+
+    return jax.jit(step, in_shardings=(placement.state, placement.replicated, placement.batch,
+                                       placement.replicated, placement.replicated, placement.replicated),
                    out_shardings=(placement.state, placement.state), donate_argnums=0)
 
 
 @functools.lru_cache(maxsize=None)
-def _jitted_eval_step(placement: Placement):
-    return jax.jit(jax.vmap(eval_step, in_axes=(0, None)),
-                   in_shardings=(placement.state, placement.batch), out_shardings=placement.state)
+def _jitted_batch_train_step(placement: Placement, sample_targets: bool, label_smoothing: float):
+    one = functools.partial(train_step, sample_targets=sample_targets, label_smoothing=label_smoothing)
+    return jax.jit(jax.vmap(one, in_axes=(0, None)), in_shardings=(placement.state, placement.batch),
+                   out_shardings=(placement.state, placement.state), donate_argnums=0)
+
+
+@functools.lru_cache(maxsize=None)
+def _jitted_eval_step(placement: Placement, feature_set: str, image_size: int, flip: bool):
+    def one(state, batch):
+        return eval_step(state.apply_fn, {"params": state.params, "batch_stats": state.batch_stats},
+                         batch, flip)
+
+    def step(state, data, idx, mask):
+        batch = {"image": evaluation_inputs(data["image"][idx], feature_set, image_size),
+                 "target": data["target"][idx], "label": data["label"][idx], "mask": mask}
+        batch = jax.lax.with_sharding_constraint(batch, placement.batch)
+        return jax.vmap(one, in_axes=(0, None))(state, batch)
+
+    return jax.jit(step, in_shardings=(placement.state, placement.replicated, placement.batch,
+                                       placement.batch), out_shardings=placement.state)

@@ -196,17 +196,18 @@ def test_xla_model_gradients_equal_matmul(model):
     import jax.numpy as jnp
     import numpy as np
     from ferjax.losses import softmax_cross_entropy
-    from ferjax.models import build_model, init_params
+    from ferjax.models import build_model, init_variables
     from ferjax.models.conv import CONV_IMPLS
     assert "xla" in CONV_IMPLS
     rng = np.random.default_rng(1)
     x = jnp.asarray(rng.standard_normal((2, 16, 16, 3), np.float32))
     t = jax.nn.one_hot(jnp.asarray([1, 5]), 8)
-    params = init_params(build_model(model, "matmul"), jax.random.PRNGKey(0), 3, 16)
+    variables = init_variables(build_model(model, "matmul"), jax.random.PRNGKey(0), 3, 16)
+    params = variables["params"]
 
     def grads(conv):
         net = build_model(model, conv)
-        loss = lambda p: softmax_cross_entropy(net.apply({"params": p}, x)[0], t)  # noqa: E731
+        loss = lambda p: softmax_cross_entropy(net.apply({**variables, "params": p}, x)[0], t)  # noqa: E731
         return jax.jit(jax.value_and_grad(loss))(params)
 
     (l_mm, g_mm), (l_xla, g_xla) = grads("matmul"), grads("xla")

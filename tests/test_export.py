@@ -29,7 +29,8 @@ def reference(tiny_run):
     faces = make_split(np.random.default_rng(1), 2, "e").images[:10]
     x = preprocess_numpy(faces, cfg.data.features, cfg.data.image_size)
     model = build_model(cfg.model.name, cfg.model.conv)
-    logits = np.asarray(jax.jit(lambda p, x: model.apply({"params": p}, x)[0])(arrays["params"], x))
+    variables = {k: arrays[k] for k in ("params", "batch_stats") if k in arrays}   # BN, not folded
+    logits = np.asarray(jax.jit(lambda v, x: model.apply(v, x)[0])(variables, x))
     return faces, x, logits
 
 

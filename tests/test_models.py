@@ -3,7 +3,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ferjax.models import build_model, count_params, init_params
+from ferjax.models import build_model, count_params, inference_model, init_params, init_variables
 from ferjax.models.conv import conv3x3_matmul
 
 
@@ -16,7 +16,7 @@ def test_vgg13_parameter_count_matches_ferplus_reference(channels, expected):
 def test_light_model_is_about_one_24th_of_vgg13():
     params = jax.eval_shape(lambda: init_params(build_model("light"), jax.random.PRNGKey(0), 1))
     n = count_params(params)
-    assert n == 361_072
+    assert n == 361_664          # 361,072 in the convolutions and dense layers, 592 in batch norm
     assert abs(n - 360_000) / 360_000 < 0.05
     assert 22 < 8_757_704 / n < 26
 
@@ -33,13 +33,14 @@ def test_matmul_conv_equals_lax_conv():
 def test_matmul_and_lax_models_share_params_and_agree(name):
     fast, plain = build_model(name, "matmul"), build_model(name, "lax")
     size = 64 if name == "light" else 32          # VGG13 at 32x32: same layers, a quicker test
-    params = init_params(fast, jax.random.PRNGKey(0), 3, size)
+    variables = init_variables(fast, jax.random.PRNGKey(0), 3, size)
+    params = variables["params"]
     assert jax.tree.structure(params) == jax.tree.structure(init_params(plain, jax.random.PRNGKey(0), 3, size))
     x = jax.random.normal(jax.random.PRNGKey(2), (2, size, size, 3))
     labels = jnp.array([1, 5])
 
     def loss(model, p):
-        logits, feats = model.apply({"params": p}, x)
+        logits, feats = model.apply({**variables, "params": p}, x)
         return -jnp.mean(jax.nn.log_softmax(logits)[jnp.arange(2), labels]) + 1e-3 * jnp.sum(feats ** 2)
 
     (lf, gf), (lp, gp) = (jax.value_and_grad(lambda p, m=m: loss(m, p))(params) for m in (fast, plain))
@@ -52,6 +53,26 @@ def test_matmul_and_lax_models_share_params_and_agree(name):
 def test_models_return_logits_and_penultimate_features():
     for name, dim in (("light", 96), ("vgg13", 1024)):
         model = build_model(name)
-        params = init_params(model, jax.random.PRNGKey(0), 1)
-        logits, feats = model.apply({"params": params}, jnp.zeros((3, 64, 64, 1)))
+        variables = init_variables(model, jax.random.PRNGKey(0), 1)
+        logits, feats = model.apply(variables, jnp.zeros((3, 64, 64, 1)))
         assert logits.shape == (3, 8) and feats.shape == (3, dim)
+
+
+def test_folded_batch_norm_computes_what_the_bn_model_computes_at_inference():
+    model = build_model("light")
+    variables = init_variables(model, jax.random.PRNGKey(0), 2)
+    x = jax.random.normal(jax.random.PRNGKey(1), (16, 64, 64, 2))
+    # non-trivial statistics and affine parameters: a few training-mode passes, then perturb
+    for _ in range(3):
+        _, upd = model.apply(variables, x * 3 + 1, train=True, mutable=["batch_stats"],
+                             rngs={"dropout": jax.random.PRNGKey(2)})
+        variables = {**variables, **upd}
+    params = jax.tree_util.tree_map_with_path(
+        lambda path, v: v + 0.1 * jnp.cos(jnp.arange(v.size).reshape(v.shape))
+        if "bn" in jax.tree_util.keystr(path) else v, variables["params"])
+    ref_logits, ref_feats = model.apply({**variables, "params": params}, x)
+    plain, folded = inference_model("light", params, variables["batch_stats"])
+    assert count_params(folded) == 361_072 + 864
+    logits, feats = plain.apply({"params": folded}, x)
+    np.testing.assert_allclose(logits, ref_logits, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(feats, ref_feats, rtol=1e-4, atol=1e-4)

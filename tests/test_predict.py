@@ -160,7 +160,8 @@ def test_predict_matches_the_model_on_training_preprocessing(predictor, tiny_run
     from ferjax.models import build_model
     cfg, arrays, _ = load_run(tiny_run)
     x = preprocess_numpy(synth_faces, cfg.data.features, cfg.data.image_size)
-    logits = build_model(cfg.model.name, cfg.model.conv).apply({"params": arrays["params"]}, x)[0]
+    variables = {k: arrays[k] for k in ("params", "batch_stats") if k in arrays}   # BN, not folded
+    logits = build_model(cfg.model.name, cfg.model.conv).apply(variables, x)[0]
     expected = np.asarray(jax.nn.softmax(logits))
     got = predictor.predict_many(list(synth_faces))
     for k, faces in enumerate(got):

@@ -16,6 +16,7 @@ from ferjax.classes import NUM_CLASSES, NUM_VOTES
 from ferjax.data.records import LabeledSplit, RawSplit
 
 LABEL_MODES: tuple[str, ...] = ("majority", "probability", "crossentropy", "multi_target")
+EVAL_LABEL_MODE = "majority"            # accuracy is counted on majority-vote images (the study's measure)
 UNKNOWN = NUM_VOTES - 2                 # index of the "unknown" vote column
 MULTI_TARGET_EPSILON = 0.001            # reference: avoids log(0) in the multi-target loss
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from ferjax.classes import CLASS_NAMES
-from ferjax.config import CONV_NAMES, RunConfig
-from ferjax.configs import get_config
+from ferjax.config import CONV_NAMES, MODEL_NAMES, RunConfig
+from ferjax.configs import fast, get_config, paper
 from ferjax.devices import add_argument as add_device_argument, use_cpu_cores
 from ferjax.experiments.paper import PARAMETERS, TABLE1, TABLE2, Row
 from ferjax.train.loop import train_group
@@ -23,6 +23,7 @@ from ferjax.train.loop import train_group
 @dataclasses.dataclass(frozen=True)
 class Profile:
     name: str
+    recipe: str                    # the training profile of ferjax/configs: paper or fast
     epochs: int
     seeds: int
     train_subset: int = 0          # > 0: a reduced run on that many training images
@@ -32,18 +33,19 @@ class Profile:
 
 PROFILES = {
     # quick: under 10 minutes on a 2-core CPU, on the built-in data; labelled "quick" everywhere.
-    "quick": {"light": Profile("quick", epochs=4, seeds=2, synthetic_per_class=200),
-              "vgg13": Profile("quick", epochs=1, seeds=1, synthetic_per_class=48)},
-    # paper: the study's schedule (the FERPlus reference trainer: up to 100 epochs, best on valid).
-    "paper": {"light": Profile("paper", epochs=100, seeds=3),
-              "vgg13": Profile("paper", epochs=100, seeds=3)},
+    "quick": {"light": Profile("quick", "fast", epochs=4, seeds=2, synthetic_per_class=200),
+              "vgg13": Profile("quick", "fast", epochs=1, seeds=1, synthetic_per_class=48)},
+    # paper: the study's recipe and schedule (the FERPlus reference trainer: up to 100 epochs).
+    "paper": {m: Profile("paper", "paper", epochs=paper.EPOCHS, seeds=3) for m in MODEL_NAMES},
+    # fast: this project's time-to-accuracy recipe (ferjax/configs/fast.py).
+    "fast": {m: Profile("fast", "fast", epochs=fast.EPOCHS, seeds=3) for m in MODEL_NAMES},
 }
 
 
 def add_arguments(p: argparse.ArgumentParser, default_out: str) -> None:
     p.add_argument("--data", default="synthetic", help="FERPlus folder, Kaggle-CSV folder, or 'synthetic'")
     p.add_argument("--profile", default=None, choices=sorted(PROFILES),
-                   help="quick (default on synthetic data) or paper (default on real data)")
+                   help="quick (default on synthetic data), paper (default on real data) or fast")
     p.add_argument("--seeds", type=int, default=None, help="runs per row (overrides the profile)")
     p.add_argument("--epochs", type=int, default=None, help="epochs per run (overrides the profile)")
     p.add_argument("--train-subset", type=int, default=None, help="train on N images only (reduced)")
@@ -76,14 +78,14 @@ def resolve_profile(args, model: str) -> Profile:
                                  ("synthetic_per_class", args.synthetic_per_class)) if v is not None}
     if changes:
         base = dataclasses.replace(base, **changes)
-        if base.name == "paper" and (base.epochs < PROFILES["paper"][model].epochs
-                                       or base.train_subset or base.valid_subset):
-            base = dataclasses.replace(base, name="paper-reduced")
+        full = PROFILES[base.name][model]
+        if base.name != "quick" and (base.epochs < full.epochs or base.train_subset or base.valid_subset):
+            base = dataclasses.replace(base, name=f"{base.name}-reduced")
     return base
 
 
 def row_configs(row: Row, model: str, profile: Profile, args, seed: int) -> RunConfig:
-    base = get_config(model)
+    base = get_config(model, profile.recipe)
     return base.replace(
         data=dataclasses.replace(base.data, data=args.data, features=row.features,
                                  batch_size=args.batch_size, train_subset=profile.train_subset,

@@ -7,7 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ferjax.models.light import LightNet
+from ferjax.models.light import LightNet, fold_batch_norm, has_batch_norm
 from ferjax.models.vgg13 import VGG13
 
 MODELS = {"vgg13": VGG13, "light": LightNet}
@@ -21,31 +21,46 @@ def resolve_conv(conv: str = "auto") -> str:
     return "xla" if jax.default_backend() == "cpu" else "lax"
 
 
-def build_model(name: str, conv: str = "auto"):
-    return _build_model(name, resolve_conv(conv))
+def build_model(name: str, conv: str = "auto", batch_norm: bool = True):
+    return _build_model(name, resolve_conv(conv), batch_norm)
 
 
 @functools.lru_cache(maxsize=None)   # one instance per (name, conv): jitted steps are reused
-def _build_model(name: str, conv: str):
+def _build_model(name: str, conv: str, batch_norm: bool):
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
+    if name == "light":
+        return LightNet(conv=conv, batch_norm=batch_norm)
     return MODELS[name](conv=conv)
+
+
+def inference_model(name: str, params: dict, batch_stats: dict | None = None, conv: str = "auto"):
+    """(model, params) for inference, with batch norm folded into the convolutions, so that
+    evaluate, predict and export apply one plain network: `model.apply({"params": p}, x)`."""
+    if batch_stats and has_batch_norm(params):
+        return build_model(name, conv, batch_norm=False), fold_batch_norm(params, batch_stats)
+    return build_model(name, conv), params
 
 
 def count_params(params) -> int:
     return int(sum(np.prod(p.shape) for p in jax.tree_util.tree_leaves(params)))
 
 
-def init_params(model, key, channels: int, image_size: int = 64):
+def init_variables(model, key, channels: int, image_size: int = 64) -> dict:
+    """{"params": ...} and, for a model with batch norm, {"batch_stats": ...}."""
     x = jnp.zeros((1, image_size, image_size, channels), jnp.float32)
-    return model.init({"params": key}, x, train=False)["params"]
+    return dict(model.init({"params": key}, x, train=False))
+
+
+def init_params(model, key, channels: int, image_size: int = 64):
+    return init_variables(model, key, channels, image_size)["params"]
 
 
 def flops_per_image(model, channels: int, image_size: int = 64) -> float:
     """Forward FLOPs of one image, from XLA's cost analysis of the compiled model."""
-    params = jax.eval_shape(lambda: init_params(model, jax.random.key(0), channels, image_size))
+    params = jax.eval_shape(lambda: init_variables(model, jax.random.key(0), channels, image_size))
     x = jax.ShapeDtypeStruct((1, image_size, image_size, channels), jnp.float32)
-    fwd = jax.jit(lambda p, x: model.apply({"params": p}, x)[0])
+    fwd = jax.jit(lambda p, x: model.apply(p, x)[0])
     cost = fwd.lower(params, x).compile().cost_analysis()
     cost = cost[0] if isinstance(cost, (list, tuple)) else cost
     return float(cost["flops"])

@@ -50,12 +50,22 @@ def read_meta(directory: Path) -> dict:
         mngr.close()
 
 
+def _here(x) -> jax.ShapeDtypeStruct:
+    """The restore target of one array: its shape and dtype in this process's layout (the
+    array's own sharding, else the first local device), never the layout it was saved from,
+    so a checkpoint written on N devices or another host restores on one, and back."""
+    sharding = getattr(x, "sharding", None)
+    if not isinstance(sharding, jax.sharding.Sharding):
+        sharding = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+    return jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding)
+
+
 def restore(directory: Path, like) -> tuple[object, dict]:
     """Restores the newest checkpoint in `directory` into the structure and shapes of `like`."""
     step = latest_step(directory)
     if step is None:
         raise CheckpointError(f"no checkpoint found in {directory}")
-    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, like)
+    abstract = jax.tree.map(_here, like)
     mngr = _manager(directory, create=False)
     try:
         out = mngr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract),

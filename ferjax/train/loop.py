@@ -21,9 +21,8 @@ from tqdm.auto import tqdm
 
 from ferjax.config import RunConfig
 from ferjax.data.ferplus import load_dataset
-from ferjax.data.pipeline import eval_batches, train_batches
 from ferjax.data.records import Dataset, LabeledSplit
-from ferjax.data.votes import label_split
+from ferjax.data.votes import EVAL_LABEL_MODE, label_split
 from ferjax.metrics import summarize
 from ferjax.sweep import Placement, check_group, create_states, member
 from ferjax.train import checkpoint
@@ -42,7 +41,9 @@ def labeled_splits(cfg: RunConfig, dataset: Dataset | None = None) -> tuple[dict
     """The label mode's splits; `train_subset`/`valid_subset` take fixed random subsets (a reduced run)."""
     ds = dataset if dataset is not None else load_dataset(
         cfg.data.data, synthetic_per_class=cfg.data.synthetic_per_class)
-    splits = {name: label_split(raw, cfg.data.label_mode) for name, raw in ds.splits.items()}
+    # train on the label mode's targets; select and report on the majority-vote images
+    splits = {name: label_split(raw, cfg.data.label_mode if name == "train" else EVAL_LABEL_MODE)
+              for name, raw in ds.splits.items()}
     if "train" not in splits or "valid" not in splits:
         raise ValueError(f"{ds.source}: training needs a train and a valid split, found "
                          f"{sorted(splits) or 'none'}")
@@ -54,11 +55,17 @@ def labeled_splits(cfg: RunConfig, dataset: Dataset | None = None) -> tuple[dict
     return splits, ds.source
 
 
-def evaluate_stacked(eval_fn, placement: Placement, state, split: LabeledSplit, cfg: RunConfig) -> list[dict]:
+EVAL_BATCH = 256
+
+
+def evaluate_stacked(eval_fn, placement: Placement, state, data: dict, n: int) -> list[dict]:
+    """Every run of the group scored on a resident split of n images (the last batch padded)."""
     sums = None
-    for batch in eval_batches(split, feature_set=cfg.data.features, batch_size=cfg.data.batch_size,
-                              image_size=cfg.data.image_size):
-        out = eval_fn(state, placement.put_batch(batch))
+    for start in range(0, n, EVAL_BATCH):
+        idx = np.arange(start, start + EVAL_BATCH)
+        mask = (idx < n).astype(np.float32)
+        out = eval_fn(state, data, placement.put_indices(np.minimum(idx, n - 1).astype(np.int32)),
+                      placement.put_indices(mask))
         sums = out if sums is None else jax.tree.map(lambda a, b: a + b, sums, out)
     sums = jax.device_get(sums)
     return [summarize(jax.tree.map(lambda x: x[k], sums)) for k in range(len(sums["count"]))]
@@ -123,6 +130,9 @@ def train_group(cfgs: list[RunConfig], workdir: str | os.PathLike, *, names: lis
         f"; {k_runs} run(s) on {jax.device_count()} device(s)")
 
     placement = Placement.for_group(k_runs, bs, base.model.conv)
+    if EVAL_BATCH % placement.mesh.shape["data"]:
+        raise ValueError(f"{placement.mesh.shape['data']} data-parallel devices do not divide the "
+                         f"evaluation batch of {EVAL_BATCH}")
     state = create_states(cfgs, steps_per_epoch)
     start_epoch = 0
     best = [{"epoch": 0, "valid_accuracy": -1.0} for _ in cfgs]
@@ -134,19 +144,21 @@ def train_group(cfgs: list[RunConfig], workdir: str | os.PathLike, *, names: lis
         d.mkdir(parents=True, exist_ok=True)
         _rewrite_jsonl(d / "metrics.jsonl", start_epoch)
     state = placement.put_state(state)
-    step_fn = placement.train_step(sample_targets=base.data.label_mode == "probability")
-    eval_fn = placement.eval_step()
+    step_fn, eval_fn = placement.train_step(base), placement.eval_step(base)
+    resident = {name: placement.put_data(split) for name, split in splits.items()}
+    data_key = jax.device_put(jax.random.PRNGKey(base.data_seed_or_seed), placement.replicated)
+    batch_norm = bool(jax.tree.leaves(state.batch_stats))
     steps_done = 0
 
     for epoch in range(start_epoch, base.epochs):
         t0, losses, sums = time.time(), [], None
-        batches = train_batches(train, feature_set=base.data.features, batch_size=bs,
-                                seed=base.data_seed_or_seed, epoch=epoch, image_size=base.data.image_size)
-        bar = tqdm(batches, total=steps_per_epoch, desc=f"epoch {epoch + 1}/{base.epochs}",
+        order = epoch_order(len(train), bs, base.data_seed_or_seed, epoch)
+        bar = tqdm(range(steps_per_epoch), total=steps_per_epoch, desc=f"epoch {epoch + 1}/{base.epochs}",
                    disable=not progress, file=sys.stderr, leave=False,
                    mininterval=1.0 if sys.stderr.isatty() else 30.0)
-        for batch in bar:
-            state, m = step_fn(state, placement.put_batch(batch))
+        for i in bar:
+            state, m = step_fn(state, resident["train"], placement.put_indices(order[i]), data_key,
+                               np.int32(epoch), np.int32(i))
             losses.append(m["loss"])
             sums = m if sums is None else jax.tree.map(lambda a, b: a + b, sums, m)
             steps_done += 1
@@ -156,8 +168,8 @@ def train_group(cfgs: list[RunConfig], workdir: str | os.PathLike, *, names: lis
         train_time = time.time() - t0
         _check_finite(np.stack(jax.device_get(losses)), epoch, steps_per_epoch, names, workdir)
         sums = jax.device_get(sums)
-        valid = evaluate_stacked(eval_fn, placement, state, splits["valid"], base)
-        test = (evaluate_stacked(eval_fn, placement, state, splits["test"], base)
+        valid = evaluate_stacked(eval_fn, placement, state, resident["valid"], len(splits["valid"]))
+        test = (evaluate_stacked(eval_fn, placement, state, resident["test"], len(splits["test"]))
                 if "test" in splits else None)
         lr = _lr(base, steps_per_epoch, epoch)
         for k, (cfg, d) in enumerate(zip(cfgs, run_dirs)):
@@ -171,9 +183,13 @@ def train_group(cfgs: list[RunConfig], workdir: str | os.PathLike, *, names: lis
                            "test_accuracy": test[k]["accuracy"] if test else None,
                            "valid": valid[k], "test": test[k] if test else None}
                 one = member(state, k)
-                checkpoint.save(d / "best", epoch + 1, {"params": one.params, "centers": one.centers},
+                kept = {"params": one.params, "centers": one.centers}
+                if batch_norm:
+                    kept["batch_stats"] = one.batch_stats
+                checkpoint.save(d / "best", epoch + 1, kept,
                                 {"config": cfg.to_dict(), "epoch": epoch + 1, "data": source,
-                                 "reduced": reduced, "valid_accuracy": valid[k]["accuracy"]})
+                                 "reduced": reduced, "valid_accuracy": valid[k]["accuracy"],
+                                 "batch_norm": batch_norm})
             if jax.process_index() == 0:
                 with open(d / "metrics.jsonl", "a") as f:
                     f.write(json.dumps(line) + "\n")
@@ -200,7 +216,15 @@ def _log(msg: str) -> None:
 
 
 def _lr(cfg: RunConfig, steps_per_epoch: int, epoch: int) -> float:
-    return float(learning_rate_schedule(cfg.optim, steps_per_epoch)(epoch * steps_per_epoch))
+    return float(learning_rate_schedule(cfg.optim, steps_per_epoch, cfg.epochs)(epoch * steps_per_epoch))
+
+
+def epoch_order(n: int, batch_size: int, seed: int, epoch: int) -> np.ndarray:
+    """(steps, batch_size) image indices of one epoch: a permutation drawn from (seed, epoch),
+    the remainder dropped, so a resumed run replays exactly the batches it would have seen."""
+    steps = n // batch_size
+    return np.random.default_rng((seed, epoch)).permutation(n)[:steps * batch_size] \
+        .reshape(steps, batch_size).astype(np.int32)
 
 
 def _check_finite(losses: np.ndarray, epoch: int, steps_per_epoch: int, names, workdir) -> None:

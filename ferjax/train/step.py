@@ -1,4 +1,5 @@
-"""The pure, jittable train and eval steps of one run. A sweep vmaps these over stacked states."""
+"""The pure, jittable train and eval steps of one run, on preprocessed batches. A group of
+runs vmaps these over stacked states (ferjax.sweep), after augmenting the batch once."""
 from __future__ import annotations
 
 import jax
@@ -15,20 +16,28 @@ def sample_one_hot(key: jax.Array, targets: jax.Array) -> jax.Array:
     return jax.nn.one_hot(draws, targets.shape[-1], dtype=targets.dtype)
 
 
-def train_step(state: TrainState, batch: dict, sample_targets: bool = False):
-    """One Adam step on softmax CE + lam x center loss, and Wen's center update."""
+def smooth(targets: jax.Array, amount: float) -> jax.Array:
+    return targets * (1.0 - amount) + amount / targets.shape[-1] if amount else targets
+
+
+def train_step(state: TrainState, batch: dict, sample_targets: bool = False,
+               label_smoothing: float = 0.0):
+    """One optimiser step on softmax CE + lam x center loss, and Wen's center update."""
     dropout_key, sample_key = jax.random.split(jax.random.fold_in(state.rng, state.step))
     targets = sample_one_hot(sample_key, batch["target"]) if sample_targets else batch["target"]
+    targets = smooth(targets, label_smoothing)
     labels = batch["label"]
 
     def loss_fn(params):
-        logits, features = state.apply_fn({"params": params}, batch["image"], train=True,
-                                          rngs={"dropout": dropout_key})
+        (logits, features), updates = state.apply_fn(
+            {"params": params, "batch_stats": state.batch_stats}, batch["image"], train=True,
+            rngs={"dropout": dropout_key}, mutable=["batch_stats"])
         loss, (ce, cl) = total_loss(logits, features, targets, labels, state.centers, state.lam)
-        return loss, (logits, features, ce, cl)
+        return loss, (logits, features, ce, cl, updates.get("batch_stats", state.batch_stats))
 
-    grads, (logits, features, ce, cl) = jax.grad(loss_fn, has_aux=True)(state.params)
+    grads, (logits, features, ce, cl, batch_stats) = jax.grad(loss_fn, has_aux=True)(state.params)
     new_state = state.apply_gradients(grads=grads).replace(
+        batch_stats=batch_stats,
         centers=update_centers(state.centers, features, labels, state.alpha))
     metrics = {"loss": ce + state.lam * cl, "ce": ce, "center": cl,
                "correct": jnp.sum(jnp.argmax(logits, -1) == labels).astype(jnp.float32),
@@ -36,12 +45,20 @@ def train_step(state: TrainState, batch: dict, sample_targets: bool = False):
     return new_state, metrics
 
 
-def eval_step(state: TrainState, batch: dict) -> dict:
+def predict_probs(apply_fn, variables: dict, images: jax.Array, flip: bool = False) -> jax.Array:
+    """Softmax of the model at inference; flip: the mean with the mirrored faces' softmax."""
+    probs = jax.nn.softmax(apply_fn(variables, images, train=False)[0], axis=-1)
+    if flip:
+        probs = 0.5 * (probs + jax.nn.softmax(apply_fn(variables, images[:, :, ::-1], train=False)[0], axis=-1))
+    return probs
+
+
+def eval_step(apply_fn, variables: dict, batch: dict, flip: bool = False) -> dict:
     """Sums over the batch (padding masked out): correct, count, loss and the confusion matrix."""
-    logits, _ = state.apply_fn({"params": state.params}, batch["image"], train=False)
+    probs = predict_probs(apply_fn, variables, batch["image"], flip)
     mask = batch.get("mask", jnp.ones(batch["label"].shape, jnp.float32))
-    pred = jnp.argmax(logits, -1)
-    nll = -jnp.sum(batch["target"] * jax.nn.log_softmax(logits), axis=-1)
+    pred = jnp.argmax(probs, -1)
+    nll = -jnp.sum(batch["target"] * jnp.log(jnp.maximum(probs, 1e-12)), axis=-1)
     confusion = jnp.zeros((NUM_CLASSES, NUM_CLASSES), jnp.float32).at[batch["label"], pred].add(mask)
     return {"correct": jnp.sum(mask * (pred == batch["label"])), "count": jnp.sum(mask),
             "loss": jnp.sum(mask * nll), "confusion": confusion}
