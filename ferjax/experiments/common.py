@@ -93,26 +93,27 @@ def row_configs(row: Row, model: str, profile: Profile, args, seed: int) -> RunC
                                  synthetic_per_class=profile.synthetic_per_class),
         model=dataclasses.replace(base.model, conv=args.conv),
         loss=dataclasses.replace(base.loss, lam=row.lam),
-        epochs=profile.epochs, seed=seed, data_seed=0)
+        epochs=profile.epochs, seed=seed, data_seed=seed)
 
 
 def run_rows(rows, model: str, profile: Profile, args, log=None) -> dict[str, list[dict]]:
-    """Trains every (row, seed), one vmapped group per feature set; returns summaries by row name."""
+    """Trains every (row, seed): one vmapped group per (seed, feature set), seed by seed, so
+    that a table with more seeds reuses every group already trained; returns summaries by row."""
     log = log or (lambda msg: print(msg, flush=True))
-    groups: dict[str, list[tuple[Row, int]]] = defaultdict(list)
-    for row in rows:
-        for seed in range(profile.seeds):
-            groups[row.features].append((row, seed))
+    groups: dict[tuple[int, str], list[Row]] = defaultdict(list)
+    for seed in range(profile.seeds):
+        for row in rows:
+            groups[(seed, row.features)].append(row)
     out: dict[str, list[dict]] = defaultdict(list)
-    for features, members in groups.items():
-        cfgs = [row_configs(r, model, profile, args, s) for r, s in members]
-        names = [f"{r.name}-seed{s}" for r, s in members]
+    for (seed, features), members in groups.items():
+        cfgs = [row_configs(r, model, profile, args, seed) for r in members]
+        names = [f"{r.name}-seed{seed}" for r in members]
         t0 = time.time()
-        log(f"== group {features}: {len(cfgs)} runs trained together ({', '.join(names)})")
-        summaries = train_group(cfgs, Path(args.out) / "runs" / f"{model}-{features}", names=names,
-                                progress=not args.no_progress, log=log)
-        log(f"== group {features} done in {time.time() - t0:.0f}s")
-        for (row, _), s in zip(members, summaries):
+        log(f"== group {features} seed {seed}: {len(cfgs)} runs trained together ({', '.join(names)})")
+        summaries = train_group(cfgs, Path(args.out) / "runs" / f"{model}-{features}-seed{seed}",
+                                names=names, progress=not args.no_progress, log=log)
+        log(f"== group {features} seed {seed} done in {time.time() - t0:.0f}s")
+        for row, s in zip(members, summaries):
             out[row.name].append(s)
     return out
 
