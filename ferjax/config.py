@@ -52,6 +52,7 @@ class ModelConfig:
 class LossConfig:
     lam: float = 0.0                 # center-loss weight; 0 is plain softmax (SL)
     alpha: float = 0.5               # center update rate of Wen et al. 2016
+    warmup_fraction: float = 0.0     # lambda ramps linearly from 0 over this share of all steps
 
     @property
     def name(self) -> str:

@@ -112,12 +112,13 @@ class Placement:
     def put_indices(self, idx: np.ndarray) -> jax.Array:
         return jax.make_array_from_callback(idx.shape, self.batch, lambda i: idx[i])
 
-    def train_step(self, cfg: RunConfig):
+    def train_step(self, cfg: RunConfig, steps_per_epoch: int = 0):
         """(state, data, idx, epoch, step) -> (state, metrics): gathers the batch `idx` of the
         resident data, augments it once (keyed by data seed, epoch and step) and runs every
         run's step on it."""
+        ramp = int(cfg.loss.warmup_fraction * steps_per_epoch * cfg.epochs)
         return _jitted_train_step(self, cfg.data.features, cfg.data.image_size,
-                                  cfg.data.label_mode == "probability", cfg.optim.label_smoothing)
+                                  cfg.data.label_mode == "probability", cfg.optim.label_smoothing, ramp)
 
     def batch_train_step(self, sample_targets: bool = False, label_smoothing: float = 0.0):
         """(state, batch) -> (state, metrics) on an already preprocessed batch: the step alone,
@@ -137,8 +138,9 @@ class Placement:
 # Cached per placement, so runs with the same mesh reuse one compiled step.
 @functools.lru_cache(maxsize=None)
 def _jitted_train_step(placement: Placement, feature_set: str, image_size: int,
-                       sample_targets: bool, label_smoothing: float):
-    one = functools.partial(train_step, sample_targets=sample_targets, label_smoothing=label_smoothing)
+                       sample_targets: bool, label_smoothing: float, lam_ramp_steps: int):
+    one = functools.partial(train_step, sample_targets=sample_targets, label_smoothing=label_smoothing,
+                            lam_ramp_steps=lam_ramp_steps)
 
     def step(state, data, idx, data_key, epoch, step_in_epoch):
         key = jax.random.fold_in(jax.random.fold_in(data_key, epoch), step_in_epoch)

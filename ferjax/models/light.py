@@ -13,10 +13,12 @@ convolution with batch norm, which made it learn several times faster per epoch:
   conv3x3 24->48, BN, ReLU | pool -> 8x8
   conv3x3 48->96, BN, ReLU | pool -> 4x4
   conv3x3 96->128, BN, ReLU
-  dropout .25 | fc 2048->96, ReLU (penultimate features, for the center loss) | dropout .5 | fc 8
+  dropout .25 | fc 2048->96 (the center loss's features), ReLU | dropout .5 | fc 8
 
-Departures from the study's description: batch norm (the study names none) and the
-space-to-depth stem. `fold_batch_norm` turns a trained model into the same network without
+Departures from the study's description: batch norm (the study names none), the
+space-to-depth stem, and the center loss taken on the fc layer's output before its ReLU
+(after the ReLU, a center loss with the study's lambda 0.5-1 drove every feature to zero on
+FERPlus: dead units, and the run stuck at the majority class). `fold_batch_norm` turns a trained model into the same network without
 batch norm (each BN folded into its convolution) for inference.
 """
 from __future__ import annotations
@@ -62,8 +64,8 @@ class LightNet(nn.Module):
             if i < len(CONV_WIDTHS):
                 x = max_pool2(x, self.conv)
         x = nn.Dropout(0.25, deterministic=not train)(x.reshape(x.shape[0], -1))
-        features = nn.relu(nn.Dense(FEATURE_DIM, kernel_init=KERNEL_INIT, name="fc")(x))
-        x = nn.Dropout(0.5, deterministic=not train)(features)
+        features = nn.Dense(FEATURE_DIM, kernel_init=KERNEL_INIT, name="fc")(x)
+        x = nn.Dropout(0.5, deterministic=not train)(nn.relu(features))
         logits = nn.Dense(self.num_classes, kernel_init=KERNEL_INIT, name="output")(x)
         return logits, features
 

@@ -31,7 +31,7 @@ class VGG13(nn.Module):
         x = x.reshape(x.shape[0], -1)
         features = x
         for i, width in enumerate(FC):
-            features = nn.relu(nn.Dense(width, kernel_init=KERNEL_INIT, name=f"fc{i + 5}")(x))
-            x = nn.Dropout(0.5, deterministic=not train)(features)
+            features = nn.Dense(width, kernel_init=KERNEL_INIT, name=f"fc{i + 5}")(x)
+            x = nn.Dropout(0.5, deterministic=not train)(nn.relu(features))
         logits = nn.Dense(self.num_classes, kernel_init=KERNEL_INIT, name="output")(x)
         return logits, features

@@ -144,7 +144,7 @@ def train_group(cfgs: list[RunConfig], workdir: str | os.PathLike, *, names: lis
         d.mkdir(parents=True, exist_ok=True)
         _rewrite_jsonl(d / "metrics.jsonl", start_epoch)
     state = placement.put_state(state)
-    step_fn, eval_fn = placement.train_step(base), placement.eval_step(base)
+    step_fn, eval_fn = placement.train_step(base, steps_per_epoch), placement.eval_step(base)
     resident = {name: placement.put_data(split) for name, split in splits.items()}
     data_key = jax.device_put(jax.random.PRNGKey(base.data_seed_or_seed), placement.replicated)
     batch_norm = bool(jax.tree.leaves(state.batch_stats))

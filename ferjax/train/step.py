@@ -21,25 +21,29 @@ def smooth(targets: jax.Array, amount: float) -> jax.Array:
 
 
 def train_step(state: TrainState, batch: dict, sample_targets: bool = False,
-               label_smoothing: float = 0.0):
-    """One optimiser step on softmax CE + lam x center loss, and Wen's center update."""
+               label_smoothing: float = 0.0, lam_ramp_steps: int = 0):
+    """One optimiser step on softmax CE + lam x center loss, and Wen's center update.
+    lam_ramp_steps > 0: the center-loss weight grows linearly from 0 to lam over that many steps."""
     dropout_key, sample_key = jax.random.split(jax.random.fold_in(state.rng, state.step))
     targets = sample_one_hot(sample_key, batch["target"]) if sample_targets else batch["target"]
     targets = smooth(targets, label_smoothing)
     labels = batch["label"]
+    lam = state.lam
+    if lam_ramp_steps:
+        lam = lam * jnp.minimum(1.0, state.step.astype(jnp.float32) / lam_ramp_steps)
 
     def loss_fn(params):
         (logits, features), updates = state.apply_fn(
             {"params": params, "batch_stats": state.batch_stats}, batch["image"], train=True,
             rngs={"dropout": dropout_key}, mutable=["batch_stats"])
-        loss, (ce, cl) = total_loss(logits, features, targets, labels, state.centers, state.lam)
+        loss, (ce, cl) = total_loss(logits, features, targets, labels, state.centers, lam)
         return loss, (logits, features, ce, cl, updates.get("batch_stats", state.batch_stats))
 
     grads, (logits, features, ce, cl, batch_stats) = jax.grad(loss_fn, has_aux=True)(state.params)
     new_state = state.apply_gradients(grads=grads).replace(
         batch_stats=batch_stats,
         centers=update_centers(state.centers, features, labels, state.alpha))
-    metrics = {"loss": ce + state.lam * cl, "ce": ce, "center": cl,
+    metrics = {"loss": ce + lam * cl, "ce": ce, "center": cl,
                "correct": jnp.sum(jnp.argmax(logits, -1) == labels).astype(jnp.float32),
                "count": jnp.asarray(labels.shape[0], jnp.float32)}
     return new_state, metrics
