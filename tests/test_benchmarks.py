@@ -245,3 +245,14 @@ def test_xla_vmapped_gradients_equal_matmul(x_batched):
         assert a.shape == ref.shape
         for m in range(k_members):
             assert _rel(a[m], ref[m]) < 1e-4
+
+
+def test_time_to_accuracy_reads_first_epoch_over_each_threshold(tmp_path):
+    from benchmarks.time_to_accuracy import time_to_accuracy
+    lines = [{"epoch": e, "valid_accuracy": a, "wall_seconds": 60.0 * e} for e, a in
+             ((1, 70.0), (2, 81.0), (3, 80.5), (4, 83.0))]
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    r = time_to_accuracy(tmp_path / "metrics.jsonl", [80, 82, 84])
+    assert r["reached"]["80"] == {"epoch": 2, "minutes": 2.0}
+    assert r["reached"]["82"]["epoch"] == 4 and r["reached"]["84"] is None
+    assert r["best_valid"] == 83.0 and r["epochs"] == 4

@@ -1,0 +1,51 @@
+"""Time to accuracy of a training run, from its metrics.jsonl: the wall time (start-up,
+data loading and compiles included) at which valid accuracy first reached each threshold.
+
+    python benchmarks/time_to_accuracy.py W [W ...] [--thresholds 80 82 84]
+
+W is a run directory of `ferjax train` (or a group run's runs/NAME). A run resumed after a
+kill counts only the wall time of the call that logged each epoch, so time it uninterrupted.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def time_to_accuracy(metrics_file: Path, thresholds: list[float]) -> dict:
+    lines = [json.loads(x) for x in Path(metrics_file).read_text().splitlines() if x.strip()]
+    if not lines:
+        raise ValueError(f"{metrics_file} holds no epochs")
+    if "wall_seconds" not in lines[0]:
+        raise ValueError(f"{metrics_file} was written before wall_seconds was logged")
+    reached = {}
+    for t in thresholds:
+        hit = next((x for x in lines if x["valid_accuracy"] >= t), None)
+        reached[f"{t:g}"] = None if hit is None else {"epoch": hit["epoch"], "minutes": hit["wall_seconds"] / 60}
+    best = max(lines, key=lambda x: x["valid_accuracy"])
+    return {"run": str(Path(metrics_file).parent), "epochs": len(lines),
+            "minutes": lines[-1]["wall_seconds"] / 60,
+            "best_valid": best["valid_accuracy"], "best_epoch": best["epoch"], "reached": reached}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("runs", nargs="+", type=Path)
+    p.add_argument("--thresholds", nargs="+", type=float, default=[80.0, 82.0, 84.0])
+    p.add_argument("--json", action="store_true")
+    args = p.parse_args(argv)
+    results = [time_to_accuracy(r / "metrics.jsonl" if r.is_dir() else r, args.thresholds) for r in args.runs]
+    if args.json:
+        print(json.dumps(results, indent=2))
+        return 0
+    for r in results:
+        hits = ", ".join(f"{t}%: " + ("not reached" if v is None else f"{v['minutes']:.1f} min (epoch {v['epoch']})")
+                         for t, v in r["reached"].items())
+        print(f"{r['run']}: best {r['best_valid']:.2f}% valid at epoch {r['best_epoch']} of "
+              f"{r['epochs']} ({r['minutes']:.1f} min); {hits}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
