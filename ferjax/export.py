@@ -61,8 +61,9 @@ def _load(checkpoint):
     return cfg, model, params, meta, str(checkpoint), size, channels
 
 
-def tf_functions(model, params, feature_set: str, image_size: int, channels: int):
-    """(logits_fn, faces_fn): tf.functions of the model, and of preprocessing + model."""
+def tf_functions(model, params, feature_set: str, image_size: int, channels: int, flip: bool = False):
+    """(logits_fn, faces_fn): tf.functions of the model, and of preprocessing + model; with
+    flip, faces_fn's probabilities average each face's and its mirror's, as ferjax does."""
     import jax
     import numpy as np
     import tensorflow as tf
@@ -86,8 +87,12 @@ def tf_functions(model, params, feature_set: str, image_size: int, channels: int
     @tf.function(autograph=False,
                  input_signature=[tf.TensorSpec([None, IMAGE_SIDE, IMAGE_SIDE], tf.uint8, name="faces")])
     def faces_fn(faces):
-        logits = logits_fn(preprocess({"image": faces})["image"])["logits"]
-        return {"logits": logits, "probabilities": tf.nn.softmax(logits, axis=-1)}
+        images = preprocess({"image": faces})["image"]
+        logits = logits_fn(images)["logits"]
+        probs = tf.nn.softmax(logits, axis=-1)
+        if flip:
+            probs = 0.5 * (probs + tf.nn.softmax(logits_fn(images[:, :, ::-1])["logits"], axis=-1))
+        return {"logits": logits, "probabilities": probs}
 
     return logits_fn, faces_fn
 
@@ -113,7 +118,7 @@ def export(checkpoint, out, fmt: str = "savedmodel") -> Path:
     from ferjax.classes import CLASS_NAMES
 
     cfg, model, params, meta, source, size, channels = _load(checkpoint)
-    logits_fn, faces_fn = tf_functions(model, params, cfg.data.features, size, channels)
+    logits_fn, faces_fn = tf_functions(model, params, cfg.data.features, size, channels, cfg.eval_flip)
     info = {"format": fmt, "checkpoint": source, "model": cfg.model.name,
             "features": cfg.data.features, "epoch": meta.get("epoch"),
             "input": {"name": "images", "dtype": "float32", "shape": [None, size, size, channels],
