@@ -15,10 +15,9 @@ import torch  # noqa: E402  (ImportError here is how run.py learns the peer is m
 from torch import nn  # noqa: E402
 from torch.nn import functional as F  # noqa: E402
 
-from benchmarks.common import channels_of, random_batch, rate, time_steps  # noqa: E402
+from benchmarks.common import (LIGHT_PARAMS_1CH, VGG13_PARAMS_1CH, channels_of, random_batch,  # noqa: E402
+                               rate, time_steps)
 
-VGG13_PARAMS_1CH = 8_757_704
-LIGHT_PARAMS_1CH = 361_072
 THREADS = 2
 
 
@@ -44,10 +43,12 @@ class SpaceToDepth2(nn.Module):
 def light(channels: int, image_size: int = 64, num_classes: int = 8) -> nn.Sequential:
     layers, c = [SpaceToDepth2()], 4 * channels
     for w in (24, 48, 96):
-        layers += [nn.Conv2d(c, w, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(2)]
+        layers += [nn.Conv2d(c, w, 3, padding=1), nn.BatchNorm2d(w, momentum=0.1, eps=1e-5),
+                   nn.ReLU(inplace=True), nn.MaxPool2d(2)]
         c = w
     side = image_size // 16
-    layers += [nn.Conv2d(c, 128, 3, padding=1), nn.ReLU(inplace=True), nn.Flatten(), nn.Dropout(0.25),
+    layers += [nn.Conv2d(c, 128, 3, padding=1), nn.BatchNorm2d(128, momentum=0.1, eps=1e-5),
+               nn.ReLU(inplace=True), nn.Flatten(), nn.Dropout(0.25),
                nn.Linear(128 * side * side, 96), nn.ReLU(inplace=True), nn.Dropout(0.5),
                nn.Linear(96, num_classes)]
     return nn.Sequential(*layers)

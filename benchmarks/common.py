@@ -21,6 +21,12 @@ MIN_TIME_S = float(os.environ.get("FERJAX_BENCH_MIN_TIME", "0"))
 MAX_STEPS = 500
 
 
+# The study's architectures, checked in each peer by their trainable parameter count at 64x64
+# with one input channel (ferjax/models: tests/test_models.py asserts the same numbers).
+VGG13_PARAMS_1CH = 8_757_704
+LIGHT_PARAMS_1CH = 361_664     # with its batch-norm scales and offsets
+
+
 def time_steps(step: Callable[[], object], warmup: int, steps: int,
                min_time: float | None = None) -> dict:
     """Run `step` (which must return only when its work is done) warmup + steps times, and
