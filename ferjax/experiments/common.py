@@ -58,6 +58,8 @@ def add_arguments(p: argparse.ArgumentParser, default_out: str) -> None:
     add_device_argument(p)
     p.add_argument("--out", default=default_out)
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--report-only", action="store_true",
+                   help="train nothing: tabulate the runs under --out that have finished (a partial table)")
     p.add_argument("--distributed", action="store_true",
                    help="multi-host: call jax.distributed.initialize() (coordinator from the environment)")
 
@@ -108,14 +110,35 @@ def run_rows(rows, model: str, profile: Profile, args, log=None) -> dict[str, li
     for (seed, features), members in groups.items():
         cfgs = [row_configs(r, model, profile, args, seed) for r in members]
         names = [f"{r.name}-seed{seed}" for r in members]
+        workdir = Path(args.out) / "runs" / f"{model}-{features}-seed{seed}"
+        if getattr(args, "report_only", False):
+            done = finished_summaries(workdir, names, cfgs)
+            log(f"== group {features} seed {seed}: " + ("finished" if done else "not finished, left out"))
+            for row, s in zip(members, done or ()):
+                out[row.name].append(s)
+            continue
         t0 = time.time()
         log(f"== group {features} seed {seed}: {len(cfgs)} runs trained together ({', '.join(names)})")
-        summaries = train_group(cfgs, Path(args.out) / "runs" / f"{model}-{features}-seed{seed}",
-                                names=names, progress=not args.no_progress, log=log)
+        summaries = train_group(cfgs, workdir, names=names, progress=not args.no_progress, log=log)
         log(f"== group {features} seed {seed} done in {time.time() - t0:.0f}s")
         for row, s in zip(members, summaries):
             out[row.name].append(s)
     return out
+
+
+def finished_summaries(workdir: Path, names: list[str], cfgs: list[RunConfig]) -> list[dict] | None:
+    """The summaries of a group that finished all its epochs with these configs, else None."""
+    dirs = [workdir] if len(names) == 1 else [workdir / "runs" / n for n in names]
+    summaries = []
+    for d, cfg in zip(dirs, cfgs):
+        path = d / "summary.json"
+        if not path.exists():
+            return None
+        s = json.loads(path.read_text())
+        if RunConfig.from_dict(s["config"]) != cfg:
+            return None
+        summaries.append(s)
+    return summaries
 
 
 def reported(summary: dict) -> tuple[float, str]:
@@ -129,7 +152,9 @@ def aggregate(rows, summaries: dict[str, list[dict]], model: str, profile: Profi
               title: str, command: str) -> dict:
     table = []
     for row in rows:
-        runs = summaries[row.name]
+        runs = summaries.get(row.name, [])
+        if not runs:
+            continue
         accs = [reported(s)[0] for s in runs]
         split = reported(runs[0])[1]
         per_class = {c: float(np.nanmean([np.nan if (s[split] or {}).get("per_class", {}).get(c) is None
@@ -143,9 +168,15 @@ def aggregate(rows, summaries: dict[str, list[dict]], model: str, profile: Profi
                       "checkpoints": [s["checkpoint"] for s in runs],
                       "parameters": PARAMETERS[model], "paper_accuracy": row.paper_accuracy,
                       "per_class": per_class})
-    first = next(iter(summaries.values()))[0]
+    if not table:
+        raise ValueError("no finished runs to tabulate")
+    first = next(s for runs in summaries.values() for s in runs)
+    counts = sorted({r["runs"] for r in table})
+    if len(table) < len(rows) or counts != [profile.seeds]:
+        title += " (partial: the finished runs only)"
     return {"title": title, "model": model, "profile": profile.name, "epochs": profile.epochs,
-            "seeds_per_row": profile.seeds, "data": first["data"],
+            "seeds_per_row": counts[0] if len(counts) == 1 else f"{counts[0]}-{counts[-1]}",
+            "data": first["data"],
             "train_images": first["train_images"], "valid_images": first.get("valid_images"),
             "reduced": bool(first["reduced"]),
             "accuracy_split": table[0]["split"], "command": command, "rows": table}
