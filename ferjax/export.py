@@ -46,8 +46,6 @@ def _check_out(out: Path) -> None:
 
 
 def _load(checkpoint):
-    import jax
-
     from ferjax.evaluate import load_run
     from ferjax.features import num_channels
     from ferjax.models import inference_model

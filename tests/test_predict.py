@@ -17,7 +17,7 @@ import pytest
 
 from ferjax import cli
 from ferjax.classes import CLASS_NAMES
-from ferjax.detect import crop_face, detect_faces, find_faces, square_box
+from ferjax.predict.detect import crop_face, detect_faces, find_faces, square_box
 from ferjax.predict import Face, Predictor, bucket_size, run_predict
 
 REPO = Path(__file__).resolve().parents[1]
@@ -206,7 +206,7 @@ def test_buckets_bound_compilations(predictor, monkeypatch):
     assert [bucket_size(n) for n in (1, 32, 33, 64, 65, 200, 512, 4000)] == \
         [32, 32, 64, 64, 128, 256, 512, 512]
     boxes = [(10 * i, 0, 30, 30) for i in range(20)]
-    monkeypatch.setattr("ferjax.predict.find_faces", lambda image, **kw: (
+    monkeypatch.setattr("ferjax.predict.predictor.find_faces", lambda image, **kw: (
         boxes, np.repeat(image[None, :48, :48], len(boxes), axis=0)))
     image = np.random.default_rng(0).integers(0, 255, (60, 60), dtype=np.uint8)
     calls = predictor.forward_calls
