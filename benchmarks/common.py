@@ -14,8 +14,8 @@ from typing import Callable
 
 import numpy as np
 
-NUM_CLASSES = 8
-
+from ferjax.classes import NUM_CLASSES      # light modules: no JAX, no TF
+from ferjax.devices import usable_cores
 
 MIN_TIME_S = float(os.environ.get("FERJAX_BENCH_MIN_TIME", "0"))
 MAX_STEPS = 500
@@ -87,11 +87,7 @@ def cpu_model() -> str:
 
 
 def cores() -> dict:
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:
-        usable = os.cpu_count()
-    return {"logical": os.cpu_count(), "usable": usable}
+    return {"logical": os.cpu_count(), "usable": usable_cores()}
 
 
 def load_average() -> list[float]:

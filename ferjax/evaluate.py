@@ -7,54 +7,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
-from ferjax.config import RunConfig
 from ferjax.data.augment import evaluation_inputs
 from ferjax.data.ferplus import load_dataset
 from ferjax.data.votes import EVAL_LABEL_MODE, label_split
-from ferjax.features import num_channels
 from ferjax.metrics import summarize
-from ferjax.models import build_model, inference_model, init_variables
-from ferjax.train import checkpoint
+from ferjax.models import inference_model
+from ferjax.train.checkpoint import load_run
 from ferjax.train.step import eval_step
-
-
-def best_dir(path: str | Path) -> Path:
-    """Accepts a run directory (holding best/) or the best/ directory itself."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"checkpoint directory {path} does not exist")
-    for candidate in (path / "best", path):
-        if checkpoint.latest_step(candidate) is not None:
-            return candidate
-    raise checkpoint.CheckpointError(f"no kept checkpoint in {path} (expected {path}/best from `ferjax train`)")
-
-
-def kept_arrays_like(cfg: RunConfig, batch_norm: bool) -> dict:
-    """Shapes of a kept checkpoint's arrays: params, batch_stats (with BN) and centers."""
-    model = build_model(cfg.model.name, batch_norm=batch_norm)
-    channels, size = num_channels(cfg.data.features), cfg.data.image_size
-    variables = jax.eval_shape(lambda: init_variables(model, jax.random.PRNGKey(0), channels, size))
-    feature_dim = jax.eval_shape(lambda v: model.apply(v, jnp.zeros((1, size, size, channels)))[1],
-                                 variables).shape[-1]
-    like = {"params": variables["params"], "centers": jax.ShapeDtypeStruct((8, feature_dim), np.float32)}
-    if "batch_stats" in variables:
-        like["batch_stats"] = variables["batch_stats"]
-    return like
-
-
-def load_run(path: str | Path) -> tuple[RunConfig, dict, dict]:
-    """(config, {'params', 'centers'[, 'batch_stats']}, meta) of the kept checkpoint; the config
-    travels inside. Checkpoints from before batch norm (no "batch_norm" in meta) load too."""
-    d = best_dir(path)
-    meta = checkpoint.read_meta(d)
-    if "config" not in meta:
-        raise checkpoint.CheckpointError(f"{d} has no stored config; was it written by ferjax train?")
-    cfg = RunConfig.from_dict(meta["config"])
-    arrays, meta = checkpoint.restore(d, kept_arrays_like(cfg, meta.get("batch_norm", False)))
-    return cfg, arrays, meta
 
 
 def evaluate(path: str | Path, data: str | None = None, split: str = "valid",

@@ -46,7 +46,7 @@ def _check_out(out: Path) -> None:
 
 
 def _load(checkpoint):
-    from ferjax.evaluate import load_run
+    from ferjax.train.checkpoint import load_run
     from ferjax.features import num_channels
     from ferjax.models import inference_model
     if checkpoint is None:

@@ -90,7 +90,7 @@ def figure_per_class(result: dict, path: Path) -> None:
     width = 0.8 / len(rows)
     x = np.arange(len(CLASS_NAMES))
     for i, r in enumerate(rows):
-        ax.bar(x + (i - len(rows) / 2 + 0.5) * width, [r["per_class"][c] for c in CLASS_NAMES],
+        ax.bar(x + (i - len(rows) / 2 + 0.5) * width, [np.nan if r["per_class"][c] is None else r["per_class"][c] for c in CLASS_NAMES],
                width, label=r["row"])
     ax.set_xticks(x, CLASS_NAMES)
     ax.set_ylabel(f"{result['accuracy_split']} accuracy (%)")

@@ -13,11 +13,13 @@ import jax  # noqa: E402
 jax.devices()
 
 SHARED_FERPLUS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ferplus"
+REAL_FERPLUS = Path(os.environ.get("FERJAX_FERPLUS", SHARED_FERPLUS))
 
 
 @pytest.fixture(scope="session")
-def ferplus_dir() -> Path:
-    path = Path(os.environ.get("FERJAX_FERPLUS", SHARED_FERPLUS))
+def real_ferplus() -> Path:
+    """The real FERPlus copy (FERJAX_FERPLUS, default ../shared/data/ferplus); skips when absent."""
+    path = REAL_FERPLUS
     if not (path / "FER2013Train").is_dir():
         pytest.skip(f"real FERPlus data not found at {path}")
     return path

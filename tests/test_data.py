@@ -22,10 +22,10 @@ from ferjax.data.ferplus import DataError, load_dataset, read_ferplus_folders, r
 from ferjax.data.info import data_info, format_data_info
 from ferjax.data.records import RawSplit
 from ferjax.data.synthetic import PROTOTYPES, draw_face, make_synthetic, sample_looks
-from ferjax.data.votes import LABEL_MODES, label_split, process_votes
+from ferjax.config import LABEL_MODE_NAMES
+from ferjax.data.votes import label_split, process_votes
 
 REPO = Path(__file__).resolve().parents[1]
-REAL_DATA = Path(__file__).resolve().parents[1].parent / "shared/data/ferplus"
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -57,7 +57,7 @@ VALID_ROWS = [("fer0028638.png", [0, 0, 7, 0, 0, 0, 3, 0, 0, 0]),   # surprise
 
 
 @pytest.fixture
-def ferplus_dir(tmp_path) -> Path:
+def small_ferplus_dir(tmp_path) -> Path:
     root = tmp_path / "ferplus"
     write_split(root, "FER2013Train", TRAIN_ROWS)
     write_split(root, "FER2013Valid", VALID_ROWS)
@@ -120,7 +120,7 @@ def test_single_votes_are_outliers():
     keep, target = one_row([5, 1, 1, 1, 1, 1, 0, 0, 0, 0], "majority")
     assert keep and np.array_equal(target, onehot(0))
     # All single votes: nothing left, no division by zero, dropped in every mode.
-    for mode in LABEL_MODES:
+    for mode in LABEL_MODE_NAMES:
         assert not one_row([1] * 10, mode)[0]
         assert not one_row([0] * 10, mode)[0]
 
@@ -226,9 +226,9 @@ def test_label_split_and_unknown_mode():
 
 # ----------------------------------------------------------------------------- folders
 
-def test_read_ferplus_folders(ferplus_dir):
-    ds = read_ferplus_folders(ferplus_dir)
-    assert ds.source == str(ferplus_dir.absolute())
+def test_read_ferplus_folders(small_ferplus_dir):
+    ds = read_ferplus_folders(small_ferplus_dir)
+    assert ds.source == str(small_ferplus_dir.absolute())
     assert set(ds.splits) == {"train", "valid"} and not ds.has("test")
     train = ds.splits["train"]
     assert train.images.shape == (3, 48, 48) and train.images.dtype == np.uint8
@@ -274,10 +274,10 @@ def _corrupt(kind: str, d: Path) -> str:
 @pytest.mark.parametrize("kind", ["missing label.csv", "wrong field count", "non-numeric vote",
                                   "negative vote", "missing image", "undecodable image",
                                   "wrong image size", "no rows"])
-def test_folder_errors_name_file_and_line(ferplus_dir, kind):
-    pattern = _corrupt(kind, ferplus_dir / "FER2013Train")
+def test_folder_errors_name_file_and_line(small_ferplus_dir, kind):
+    pattern = _corrupt(kind, small_ferplus_dir / "FER2013Train")
     with raise_data_error(pattern):
-        read_ferplus_folders(ferplus_dir)
+        read_ferplus_folders(small_ferplus_dir)
 
 
 def test_no_split_folder(tmp_path):
@@ -285,10 +285,10 @@ def test_no_split_folder(tmp_path):
         read_ferplus_folders(tmp_path)
 
 
-def test_blank_trailing_line_is_fine(ferplus_dir):
-    label = ferplus_dir / "FER2013Valid" / "label.csv"
+def test_blank_trailing_line_is_fine(small_ferplus_dir):
+    label = small_ferplus_dir / "FER2013Valid" / "label.csv"
     label.write_text(label.read_text() + "\n")
-    assert len(read_ferplus_folders(ferplus_dir).splits["valid"]) == 2
+    assert len(read_ferplus_folders(small_ferplus_dir).splits["valid"]) == 2
 
 
 # ----------------------------------------------------------------------------- Kaggle CSVs
@@ -354,9 +354,9 @@ def test_kaggle_pixel_out_of_range(tmp_path):
 
 # ----------------------------------------------------------------------------- load_dataset + cache
 
-def test_load_dataset_layouts(tmp_path, ferplus_dir):
+def test_load_dataset_layouts(tmp_path, small_ferplus_dir):
     cache_dir = tmp_path / "cache"
-    assert set(load_dataset(str(ferplus_dir), cache_dir=str(cache_dir)).splits) == {"train", "valid"}
+    assert set(load_dataset(str(small_ferplus_dir), cache_dir=str(cache_dir)).splits) == {"train", "valid"}
     write_kaggle(tmp_path / "kaggle", KAGGLE_ROWS)
     ds = load_dataset(str(tmp_path / "kaggle"), cache_dir=str(cache_dir))
     assert set(ds.splits) == {"train", "valid", "test"}
@@ -386,48 +386,48 @@ def _same(a, b) -> None:
             assert x.dtype == y.dtype and np.array_equal(x, y), (name, field)
 
 
-def test_cache_roundtrip_and_invalidation(tmp_path, ferplus_dir, monkeypatch):
+def test_cache_roundtrip_and_invalidation(tmp_path, small_ferplus_dir, monkeypatch):
     cache_dir = tmp_path / "cache"
-    first = load_dataset(str(ferplus_dir), cache_dir=str(cache_dir))
+    first = load_dataset(str(small_ferplus_dir), cache_dir=str(cache_dir))
     [cached_file] = cache_dir.glob("ferplus-folders-*.npz")
     assert not list(cache_dir.glob(".*tmp"))                      # no temp file left behind
 
     def no_reading(root):
         raise AssertionError("should have been served from the cache")
     monkeypatch.setattr(ferplus, "read_ferplus_folders", no_reading)
-    _same(first, load_dataset(str(ferplus_dir), cache_dir=str(cache_dir)))
+    _same(first, load_dataset(str(small_ferplus_dir), cache_dir=str(cache_dir)))
     monkeypatch.undo()
 
     # A changed label file is a different source: re-read, new cache entry.
-    label = ferplus_dir / "FER2013Train" / "label.csv"
+    label = small_ferplus_dir / "FER2013Train" / "label.csv"
     label.write_text(label.read_text().replace('",4,0,0,1,3,2', '",9,0,0,1,0,0'))
-    changed = load_dataset(str(ferplus_dir), cache_dir=str(cache_dir))
+    changed = load_dataset(str(small_ferplus_dir), cache_dir=str(cache_dir))
     assert changed.splits["train"].votes[0, 0] == 9
     assert len(list(cache_dir.glob("ferplus-folders-*.npz"))) == 2
     # ...and so is an added image file.
-    cv2.imwrite(str(ferplus_dir / "FER2013Train" / "extra.png"), face(9))
-    load_dataset(str(ferplus_dir), cache_dir=str(cache_dir))
+    cv2.imwrite(str(small_ferplus_dir / "FER2013Train" / "extra.png"), face(9))
+    load_dataset(str(small_ferplus_dir), cache_dir=str(cache_dir))
     assert len(list(cache_dir.glob("ferplus-folders-*.npz"))) == 3
     assert cached_file.exists()
 
 
 @pytest.mark.parametrize("damage", ["truncate", "garbage", "empty"])
-def test_corrupt_cache_is_rebuilt(tmp_path, ferplus_dir, damage):
+def test_corrupt_cache_is_rebuilt(tmp_path, small_ferplus_dir, damage):
     cache_dir = tmp_path / "cache"
-    first = load_dataset(str(ferplus_dir), cache_dir=str(cache_dir))
+    first = load_dataset(str(small_ferplus_dir), cache_dir=str(cache_dir))
     [path] = cache_dir.glob("ferplus-*.npz")
     data = path.read_bytes()
     path.write_bytes({"truncate": data[: len(data) // 2], "garbage": b"\x00junk" * 100,
                       "empty": b""}[damage])
     with pytest.warns(RuntimeWarning, match="ignoring unreadable data cache"):
-        again = load_dataset(str(ferplus_dir), cache_dir=str(cache_dir))
+        again = load_dataset(str(small_ferplus_dir), cache_dir=str(cache_dir))
     _same(first, again)
     with warnings.catch_warnings():
         warnings.simplefilter("error")                             # the rebuilt cache is sound
-        _same(first, load_dataset(str(ferplus_dir), cache_dir=str(cache_dir)))
+        _same(first, load_dataset(str(small_ferplus_dir), cache_dir=str(cache_dir)))
 
 
-def test_interrupted_cache_write_leaves_nothing(tmp_path, ferplus_dir, monkeypatch):
+def test_interrupted_cache_write_leaves_nothing(tmp_path, small_ferplus_dir, monkeypatch):
     cache_dir = tmp_path / "cache"
 
     def crash(f, **arrays):
@@ -435,21 +435,21 @@ def test_interrupted_cache_write_leaves_nothing(tmp_path, ferplus_dir, monkeypat
         raise KeyboardInterrupt
     monkeypatch.setattr(cache.np, "savez", crash)
     with pytest.raises(KeyboardInterrupt):
-        load_dataset(str(ferplus_dir), cache_dir=str(cache_dir))
+        load_dataset(str(small_ferplus_dir), cache_dir=str(cache_dir))
     assert list(cache_dir.iterdir()) == []
 
 
-def test_unwritable_cache_only_warns(tmp_path, ferplus_dir):
+def test_unwritable_cache_only_warns(tmp_path, small_ferplus_dir):
     blocker = tmp_path / "blocker"
     blocker.write_text("a file where the cache folder should be")
     with pytest.warns(RuntimeWarning, match="could not write data cache"):
-        ds = load_dataset(str(ferplus_dir), cache_dir=str(blocker / "cache"))
+        ds = load_dataset(str(small_ferplus_dir), cache_dir=str(blocker / "cache"))
     assert len(ds.splits["train"]) == 3
 
 
-def test_default_cache_dir_from_env(tmp_path, ferplus_dir, monkeypatch):
+def test_default_cache_dir_from_env(tmp_path, small_ferplus_dir, monkeypatch):
     monkeypatch.setenv(cache.CACHE_ENV, str(tmp_path / "env-cache"))
-    load_dataset(str(ferplus_dir))
+    load_dataset(str(small_ferplus_dir))
     assert len(list((tmp_path / "env-cache").glob("ferplus-*.npz"))) == 1
 
 
@@ -501,14 +501,14 @@ def test_synthetic_arguments():
 
 # ----------------------------------------------------------------------------- data-info
 
-def test_data_info_folders(tmp_path, ferplus_dir):
-    info = data_info(str(ferplus_dir), cache_dir=str(tmp_path / "c"))
+def test_data_info_folders(tmp_path, small_ferplus_dir):
+    info = data_info(str(small_ferplus_dir), cache_dir=str(tmp_path / "c"))
     assert info["synthetic"] is False
     assert info["splits_present"] == ["train", "valid"] and info["splits_missing"] == ["test"]
     assert info["splits"]["train"]["images"] == 3 and info["splits"]["train"]["kept"] == 2
     assert info["splits"]["train"]["classes"]["happiness"] == 1
     assert info["splits"]["valid"]["classes"] == dict.fromkeys(CLASS_NAMES, 0) | {"surprise": 1}
-    assert data_info(str(ferplus_dir), "probability", str(tmp_path / "c"))["splits"]["train"]["kept"] == 3
+    assert data_info(str(small_ferplus_dir), "probability", str(tmp_path / "c"))["splits"]["train"]["kept"] == 3
     text = format_data_info(info)
     assert "missing test" in text and "surprise" in text and "SYNTHETIC" not in text
 
@@ -520,17 +520,17 @@ def test_data_info_synthetic_says_so():
     assert format_data_info(info).startswith("NOTE: built-in SYNTHETIC data")
 
 
-def test_cli_data_info_json(tmp_path, ferplus_dir, capsys):
-    assert cli.main(["data-info", "--data", str(ferplus_dir), "--json", "--label-mode", "multi_target"]) == 0
+def test_cli_data_info_json(tmp_path, small_ferplus_dir, capsys):
+    assert cli.main(["data-info", "--data", str(small_ferplus_dir), "--json", "--label-mode", "multi_target"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["label_mode"] == "multi_target" and info["splits_missing"] == ["test"]
     assert cli.main(["data-info", "--data", str(tmp_path / "missing")]) == 2
     assert "does not exist" in capsys.readouterr().err
 
 
-def test_cli_subprocess(tmp_path, ferplus_dir):
+def test_cli_subprocess(tmp_path, small_ferplus_dir):
     env = dict(os.environ, FERJAX_CACHE=str(tmp_path / "c"), PYTHONPATH=str(REPO))
-    out = subprocess.run([sys.executable, "-m", "ferjax", "data-info", "--data", str(ferplus_dir), "--json"],
+    out = subprocess.run([sys.executable, "-m", "ferjax", "data-info", "--data", str(small_ferplus_dir), "--json"],
                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["splits"]["valid"]["kept"] == 1
@@ -539,10 +539,8 @@ def test_cli_subprocess(tmp_path, ferplus_dir):
 # ----------------------------------------------------------------------------- real data
 
 @pytest.mark.realdata
-def test_real_ferplus_counts(tmp_path):
-    if not (REAL_DATA / "FER2013Train").is_dir():
-        pytest.skip(f"no FERPlus copy at {REAL_DATA}")
-    info = data_info(str(REAL_DATA), "majority", cache_dir=str(tmp_path / "cache"))
+def test_real_ferplus_counts(tmp_path, real_ferplus):
+    info = data_info(str(real_ferplus), "majority", cache_dir=str(tmp_path / "cache"))
     assert info["splits_missing"] == ["test"]
     assert info["splits"]["train"]["images"] == 28558 and info["splits"]["valid"]["images"] == 3579
     assert info["splits"]["train"]["kept"] == 25045

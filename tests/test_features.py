@@ -9,7 +9,6 @@ import pytest
 
 from ferjax import features
 
-REAL_DIR = "/work/shared/data/ferplus/FER2013Train"
 
 
 def smooth_images(n: int = 4, size: int = 48, seed: int = 0) -> np.ndarray:
@@ -20,10 +19,10 @@ def smooth_images(n: int = 4, size: int = 48, seed: int = 0) -> np.ndarray:
     return (out - out.mean()) / out.std()
 
 
-def real_images(n: int = 4) -> np.ndarray:
-    files = sorted(glob.glob(f"{REAL_DIR}/*.png"))[:n]
+def real_images(ferplus, n: int = 4) -> np.ndarray:
+    files = sorted(glob.glob(f"{ferplus / 'FER2013Train'}/*.png"))[:n]
     if not files:
-        pytest.skip(f"no FERPlus images in {REAL_DIR}")
+        pytest.skip(f"no FERPlus images in {ferplus}")
     return np.stack([cv2.imread(f, cv2.IMREAD_GRAYSCALE) for f in files]).astype(np.float32)
 
 
@@ -47,13 +46,13 @@ def test_raw_reference_matches_cv2_on_smooth_images():
 
 
 @pytest.mark.realdata
-def test_raw_reference_matches_cv2_on_real_faces():
-    check_raw_against_cv2(real_images())
+def test_raw_reference_matches_cv2_on_real_faces(real_ferplus):
+    check_raw_against_cv2(real_images(real_ferplus))
 
 
 @pytest.mark.realdata
-def test_tf_channels_are_standardised_cv2_responses():
-    images = real_images()
+def test_tf_channels_are_standardised_cv2_responses(real_ferplus):
+    images = real_images(real_ferplus)
     images = (images - images.mean()) / images.std()
     out = features.add_features_tf(images, "O-S-L").numpy()
     for i, image in enumerate(images):

@@ -15,12 +15,12 @@ from ferjax.data.records import LabeledSplit
 
 ndimage = pytest.importorskip("scipy.ndimage")
 
-REAL_DIR = "/work/shared/data/ferplus/FER2013Train"
+from conftest import REAL_FERPLUS
 
 
 def face_like_images(n: int, seed: int = 0) -> np.ndarray:
     """Real FERPlus faces when available, else blurred noise with a lighting gradient."""
-    files = sorted(glob.glob(f"{REAL_DIR}/*.png"))[:n]
+    files = sorted(glob.glob(f"{REAL_FERPLUS / 'FER2013Train'}/*.png"))[:n]
     if len(files) == n:
         return np.stack([cv2.imread(f, cv2.IMREAD_GRAYSCALE) for f in files])
     rng = np.random.default_rng(seed)

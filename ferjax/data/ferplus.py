@@ -9,6 +9,7 @@ Every malformed input raises `DataError` naming the file and line, never a bare 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import math
 import os
 import re
@@ -260,7 +261,10 @@ def load_dataset(spec: str, *, cache_dir: str | None = None, synthetic_seed: int
         folders = present_split_folders(root)
         key = cache.fingerprint("folders", root, files=[f / LABEL_FILE for f in folders.values()],
                                 listed_dirs=list(folders.values()))
-        return cache.cached(key, lambda: read_ferplus_folders(root), cache_dir)
-    pixels, votes = root / KAGGLE_PIXELS, root / KAGGLE_VOTES
-    key = cache.fingerprint("kaggle", root, files=[pixels, votes], listed_dirs=[])
-    return cache.cached(key, lambda: read_kaggle_csv(pixels, votes), cache_dir)
+        dataset = cache.cached(key, lambda: read_ferplus_folders(root), cache_dir)
+    else:
+        pixels, votes = root / KAGGLE_PIXELS, root / KAGGLE_VOTES
+        key = cache.fingerprint("kaggle", root, files=[pixels, votes], listed_dirs=[])
+        dataset = cache.cached(key, lambda: read_kaggle_csv(pixels, votes), cache_dir)
+    # the data as the user named it: results and checkpoints travel to other machines
+    return dataclasses.replace(dataset, source=str(spec))

@@ -13,17 +13,17 @@ import sys
 import numpy as np
 
 from ferjax.classes import NUM_CLASSES, NUM_VOTES
-from ferjax.data.records import LabeledSplit, RawSplit
+from ferjax.config import LABEL_MODE_NAMES, DataConfig
+from ferjax.data.records import Dataset, LabeledSplit, RawSplit
 
-LABEL_MODES: tuple[str, ...] = ("majority", "probability", "crossentropy", "multi_target")
 EVAL_LABEL_MODE = "majority"            # accuracy is counted on majority-vote images (the study's measure)
 UNKNOWN = NUM_VOTES - 2                 # index of the "unknown" vote column
 MULTI_TARGET_EPSILON = 0.001            # reference: avoids log(0) in the multi-target loss
 
 
 def check_mode(mode: str) -> None:
-    if mode not in LABEL_MODES:
-        raise ValueError(f"unknown label mode {mode!r}; choose one of {', '.join(LABEL_MODES)}")
+    if mode not in LABEL_MODE_NAMES:
+        raise ValueError(f"unknown label mode {mode!r}; choose one of {', '.join(LABEL_MODE_NAMES)}")
 
 
 def _emotion_row(raw: list[float], mode: str) -> list[float]:
@@ -125,3 +125,20 @@ def label_split(raw: RawSplit, mode: str) -> LabeledSplit:
     return LabeledSplit(images=raw.images[keep], targets=training_targets(dist, mode),
                         labels=np.argmax(dist, axis=1).astype(np.int32) if len(dist)
                         else np.zeros(0, np.int32))
+
+
+def labeled_splits(dataset: Dataset, data: DataConfig) -> dict[str, LabeledSplit]:
+    """A dataset's splits for training: the label mode's targets on train, the majority-vote
+    images everywhere else (what selects and reports); `train_subset`/`valid_subset` take
+    fixed random subsets (a reduced run)."""
+    splits = {name: label_split(raw, data.label_mode if name == "train" else EVAL_LABEL_MODE)
+              for name, raw in dataset.splits.items()}
+    if "train" not in splits or "valid" not in splits:
+        raise ValueError(f"{dataset.source}: training needs a train and a valid split, found "
+                         f"{sorted(splits) or 'none'}")
+    for name, n in (("train", data.train_subset), ("valid", data.valid_subset)):
+        if 0 < n < len(splits[name]):
+            t = splits[name]
+            idx = np.sort(np.random.default_rng(0).permutation(len(t))[:n])
+            splits[name] = LabeledSplit(t.images[idx], t.targets[idx], t.labels[idx])
+    return splits

@@ -141,6 +141,11 @@ def finished_summaries(workdir: Path, names: list[str], cfgs: list[RunConfig]) -
     return summaries
 
 
+def _mean_or_none(values) -> float | None:
+    values = [v for v in values if v is not None]
+    return float(np.mean(values)) if values else None
+
+
 def reported(summary: dict) -> tuple[float, str]:
     """Test accuracy at the best-validation epoch when a test split exists, else validation."""
     if summary.get("test_accuracy") is not None:
@@ -157,9 +162,8 @@ def aggregate(rows, summaries: dict[str, list[dict]], model: str, profile: Profi
             continue
         accs = [reported(s)[0] for s in runs]
         split = reported(runs[0])[1]
-        per_class = {c: float(np.nanmean([np.nan if (s[split] or {}).get("per_class", {}).get(c) is None
-                                          else s[split]["per_class"][c] for s in runs]))
-                     for c in CLASS_NAMES}
+        per_class = {c: _mean_or_none([(s[split] or {}).get("per_class", {}).get(c) for s in runs])
+                     for c in CLASS_NAMES}          # None (JSON null): no images of that class
         table.append({"row": row.name, "features": row.features, "loss": row.loss, "lam": row.lam,
                       "avg": float(np.mean(accs)), "min": float(np.min(accs)), "max": float(np.max(accs)),
                       "runs": len(accs), "accuracies": accs, "split": split,
@@ -210,8 +214,9 @@ def table_main(table: str, argv: list[str] | None = None) -> int:
     profile = resolve_profile(args, model)
     setup_devices(args)
     summaries = run_rows(rows, model, profile, args)
-    result = aggregate(rows, summaries, model, profile, args, title,
-                       " ".join([f"python -m ferjax.experiments.{table}", *argv]))
+    # a report of finished runs states the command that trains them (and any missing ones)
+    command = " ".join([f"python -m ferjax.experiments.{table}", *(a for a in argv if a != "--report-only")])
+    result = aggregate(rows, summaries, model, profile, args, title, command)
     write_outputs(result, Path(args.out), table)
     print(markdown_table(result))
     return 0

@@ -27,6 +27,8 @@ def publish(result_json: Path, dest: Path, index: Path, repo_root: Path,
         if target.exists():
             shutil.rmtree(target)
         shutil.copytree(src / "best", target / "best")
+        for marker in (target / "best").rglob("commit_success.txt"):   # orbax names the
+            marker.write_text("Checkpoint commit was successful.")      # machine's path here
         for name in ("summary.json", "metrics.jsonl"):
             if (src / name).exists():
                 shutil.copy2(src / name, target / name)

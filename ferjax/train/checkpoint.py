@@ -7,20 +7,43 @@ import os
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
+import numpy as np
 import orbax.checkpoint as ocp
+
+from ferjax.config import RunConfig
+from ferjax.features import num_channels
+from ferjax.models import build_model, init_variables
 
 
 class CheckpointError(ValueError):
     pass
 
 
+KEEP = 2     # the newest complete checkpoint survives while the next one is written
+
+
 def _manager(directory: Path, create: bool) -> ocp.CheckpointManager:
     return ocp.CheckpointManager(
         os.path.abspath(directory),
-        options=ocp.CheckpointManagerOptions(max_to_keep=1, create=create))
+        options=ocp.CheckpointManagerOptions(max_to_keep=KEEP, create=create))
+
+
+def drop_steps_after(directory: Path, step: int) -> None:
+    """Deletes the checkpoints of `directory` newer than `step` (stale after a kill)."""
+    if not Path(directory).is_dir():
+        return
+    mngr = _manager(directory, create=False)
+    try:
+        for s in mngr.all_steps():
+            if s > step:
+                mngr.delete(s)
+    finally:
+        mngr.close()
 
 
 def save(directory: Path, step: int, arrays, meta: dict) -> None:
+    drop_steps_after(directory, step - 1)      # a step written before a kill is written anew
     mngr = _manager(directory, create=True)
     mngr.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(arrays),
                                             meta=ocp.args.JsonSave(meta)), force=True)
@@ -77,3 +100,41 @@ def restore(directory: Path, like) -> tuple[object, dict]:
     finally:
         mngr.close()
     return out["state"], out["meta"]
+
+
+# ---------------------------------------------------------------- a run's kept checkpoint
+
+def best_dir(path: str | Path) -> Path:
+    """Accepts a run directory (holding best/) or the best/ directory itself."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"checkpoint directory {path} does not exist")
+    for candidate in (path / "best", path):
+        if latest_step(candidate) is not None:
+            return candidate
+    raise CheckpointError(f"no kept checkpoint in {path} (expected {path}/best from `ferjax train`)")
+
+
+def kept_arrays_like(cfg: RunConfig, batch_norm: bool) -> dict:
+    """Shapes of a kept checkpoint's arrays: params, batch_stats (with BN) and centers."""
+    model = build_model(cfg.model.name, batch_norm=batch_norm)
+    channels, size = num_channels(cfg.data.features), cfg.data.image_size
+    variables = jax.eval_shape(lambda: init_variables(model, jax.random.PRNGKey(0), channels, size))
+    feature_dim = jax.eval_shape(lambda v: model.apply(v, jnp.zeros((1, size, size, channels)))[1],
+                                 variables).shape[-1]
+    like = {"params": variables["params"], "centers": jax.ShapeDtypeStruct((8, feature_dim), np.float32)}
+    if "batch_stats" in variables:
+        like["batch_stats"] = variables["batch_stats"]
+    return like
+
+
+def load_run(path: str | Path) -> tuple[RunConfig, dict, dict]:
+    """(config, {'params', 'centers'[, 'batch_stats']}, meta) of the kept checkpoint; the config
+    travels inside. Checkpoints from before batch norm (no "batch_norm" in meta) load too."""
+    d = best_dir(path)
+    meta = read_meta(d)
+    if "config" not in meta:
+        raise CheckpointError(f"{d} has no stored config; was it written by ferjax train?")
+    cfg = RunConfig.from_dict(meta["config"])
+    arrays, meta = restore(d, kept_arrays_like(cfg, meta.get("batch_norm", False)))
+    return cfg, arrays, meta

@@ -21,10 +21,10 @@ from tqdm.auto import tqdm
 
 from ferjax.config import RunConfig
 from ferjax.data.ferplus import load_dataset
-from ferjax.data.records import Dataset, LabeledSplit
-from ferjax.data.votes import EVAL_LABEL_MODE, label_split
+from ferjax.data.records import Dataset
+from ferjax.data.votes import labeled_splits
 from ferjax.metrics import summarize
-from ferjax.sweep import Placement, check_group, create_states, member
+from ferjax.train.group import Placement, check_group, create_states, member
 from ferjax.train import checkpoint
 from ferjax.train.state import learning_rate_schedule, state_arrays, with_arrays
 
@@ -35,24 +35,6 @@ class NonFiniteLossError(ArithmeticError):
 
 def run_name(cfg: RunConfig) -> str:
     return f"{cfg.model.name}-{cfg.data.features}-{cfg.loss.name}-lam{cfg.loss.lam:g}-seed{cfg.seed}"
-
-
-def labeled_splits(cfg: RunConfig, dataset: Dataset | None = None) -> tuple[dict[str, LabeledSplit], str]:
-    """The label mode's splits; `train_subset`/`valid_subset` take fixed random subsets (a reduced run)."""
-    ds = dataset if dataset is not None else load_dataset(
-        cfg.data.data, synthetic_per_class=cfg.data.synthetic_per_class)
-    # train on the label mode's targets; select and report on the majority-vote images
-    splits = {name: label_split(raw, cfg.data.label_mode if name == "train" else EVAL_LABEL_MODE)
-              for name, raw in ds.splits.items()}
-    if "train" not in splits or "valid" not in splits:
-        raise ValueError(f"{ds.source}: training needs a train and a valid split, found "
-                         f"{sorted(splits) or 'none'}")
-    for name, n in (("train", cfg.data.train_subset), ("valid", cfg.data.valid_subset)):
-        if 0 < n < len(splits[name]):
-            t = splits[name]
-            idx = np.sort(np.random.default_rng(0).permutation(len(t))[:n])
-            splits[name] = LabeledSplit(t.images[idx], t.targets[idx], t.labels[idx])
-    return splits, ds.source
 
 
 EVAL_BATCH = 256
@@ -71,12 +53,24 @@ def evaluate_stacked(eval_fn, placement: Placement, state, data: dict, n: int) -
     return [summarize(jax.tree.map(lambda x: x[k], sums)) for k in range(len(sums["count"]))]
 
 
+def _epoch_of(line: str) -> int | None:
+    try:
+        return json.loads(line)["epoch"]
+    except (ValueError, KeyError, TypeError):     # a line torn by a kill mid-append
+        return None
+
+
 def _rewrite_jsonl(path: Path, keep_through_epoch: int) -> None:
-    """Drops lines of epochs that the resumed checkpoint does not contain (atomic rewrite)."""
+    """Keeps the lines of the epochs the resumed checkpoint holds, once each, and drops torn
+    lines and later epochs (atomic rewrite)."""
     if not path.exists():
         return
-    lines = [ln for ln in path.read_text().splitlines()
-             if ln.strip() and json.loads(ln)["epoch"] <= keep_through_epoch]
+    kept: dict[int, str] = {}
+    for ln in path.read_text().splitlines():
+        epoch = _epoch_of(ln)
+        if epoch is not None and epoch <= keep_through_epoch:
+            kept[epoch] = ln
+    lines = [kept[e] for e in sorted(kept)]
     tmp = path.with_suffix(".tmp")
     tmp.write_text("".join(ln + "\n" for ln in lines))
     os.replace(tmp, path)
@@ -90,9 +84,20 @@ def _write_json(path: Path, obj) -> None:
     os.replace(tmp, path)
 
 
-def _same_run(cfg: RunConfig) -> RunConfig:
-    """What must match to resume: all but the conv implementation, which shares the parameters."""
-    return cfg.replace(model=dataclasses.replace(cfg.model, conv="auto"))
+def config_differences(saved: RunConfig, asked: RunConfig) -> list[str]:
+    """What stops `asked` from continuing a run of `saved`: every differing field, named, but
+    the conv implementation (same parameters) and, for a schedule that does not depend on the
+    run's length ("step"), the number of epochs: such a run is extended by training more."""
+    def flat(cfg: RunConfig) -> dict:
+        d = dataclasses.asdict(cfg.replace(model=dataclasses.replace(cfg.model, conv="auto")))
+        out = {}
+        for k, v in d.items():
+            out.update({f"{k}.{kk}": vv for kk, vv in v.items()} if isinstance(v, dict) else {k: v})
+        return out
+    a, b = flat(saved), flat(asked)
+    if saved.optim.schedule == "step" and asked.optim.schedule == "step":
+        a.pop("epochs"), b.pop("epochs")
+    return [f"{k}: saved {a.get(k)!r}, asked {b.get(k)!r}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
 
 
 def train_group(cfgs: list[RunConfig], workdir: str | os.PathLike, *, names: list[str] | None = None,
@@ -114,12 +119,22 @@ def train_group(cfgs: list[RunConfig], workdir: str | os.PathLike, *, names: lis
     workdir.mkdir(parents=True, exist_ok=True)
     if (workdir / "group.json").exists():
         stored = json.loads((workdir / "group.json").read_text())
-        if [_same_run(RunConfig.from_dict(c)) for c in stored["configs"]] != [_same_run(c) for c in cfgs]:
-            raise ValueError(f"{workdir} holds a run of another configuration "
-                             f"({stored['names']}); use a new --workdir to start afresh")
+        saved = [RunConfig.from_dict(c) for c in stored["configs"]]
+        if len(saved) != len(cfgs):
+            raise ValueError(f"{workdir} holds a group of {len(saved)} runs ({stored['names']}), "
+                             f"asked for {len(cfgs)}; use a new --workdir to start afresh")
+        diffs = [f"{n}: {d}" for n, s, c in zip(stored["names"], saved, cfgs)
+                 for d in config_differences(s, c)]
+        if diffs:
+            hint = (" (a one-cycle schedule depends on the number of epochs, so its runs cannot "
+                    "be extended)" if any(d.split(": ")[1] == "epochs" for d in diffs) else "")
+            raise ValueError(f"{workdir} holds a run of another configuration: {'; '.join(diffs)}"
+                             f"{hint}; use a new --workdir to start afresh")
     _write_json(workdir / "group.json", group_meta)
 
-    splits, source = labeled_splits(base, dataset)
+    dataset = dataset if dataset is not None else load_dataset(
+        base.data.data, synthetic_per_class=base.data.synthetic_per_class)
+    splits, source = labeled_splits(dataset, base.data), dataset.source
     train = splits["train"]
     bs = base.data.batch_size
     if bs > len(train):
@@ -144,6 +159,9 @@ def train_group(cfgs: list[RunConfig], workdir: str | os.PathLike, *, names: lis
     for d in run_dirs:
         d.mkdir(parents=True, exist_ok=True)
         _rewrite_jsonl(d / "metrics.jsonl", start_epoch)
+        # a kill between an epoch's best/ and latest/ writes leaves a best/ step that the
+        # resumed run will write again: drop it (the previous best stays: best/ keeps two)
+        checkpoint.drop_steps_after(d / "best", start_epoch)
     state = placement.put_state(state)
     step_fn, eval_fn = placement.train_step(base, steps_per_epoch), placement.eval_step(base)
     resident = {name: placement.put_data(split) for name, split in splits.items()}

@@ -1,5 +1,5 @@
 """The pure, jittable train and eval steps of one run, on preprocessed batches. A group of
-runs vmaps these over stacked states (ferjax.sweep), after augmenting the batch once."""
+runs vmaps these over stacked states (ferjax.train.group), after augmenting the batch once."""
 from __future__ import annotations
 
 import jax

@@ -1,0 +1,141 @@
+"""Checkpoints that restore anywhere, runs that extend, and kills at any instant (issue #12)."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+
+from ferjax.config import DataConfig, LossConfig, ModelConfig, RunConfig
+from ferjax.data.synthetic import make_synthetic
+from ferjax.train import checkpoint
+from ferjax.train.group import create_states
+from ferjax.train.loop import train
+from ferjax.train.state import state_arrays
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return make_synthetic(per_class=24, seed=0)
+
+
+def cfg_for(epochs, **kw):
+    return RunConfig(data=DataConfig(features="O-S", batch_size=32, synthetic_per_class=24),
+                     model=ModelConfig(name="light"), loss=LossConfig(lam=0.1), epochs=epochs,
+                     seed=0, **kw)
+
+
+def latest_arrays(workdir):
+    like = state_arrays(create_states([cfg_for(1)], 1))
+    return checkpoint.restore(Path(workdir) / "latest", like)
+
+
+def quiet(**kw):
+    return dict(progress=False, log=lambda *_: None, **kw)
+
+
+def test_a_finished_paper_run_extends_to_what_one_longer_run_gives(tmp_path, tiny):
+    train(cfg_for(2), tmp_path / "once", dataset=tiny, **quiet())
+    train(cfg_for(1), tmp_path / "twice", dataset=tiny, **quiet())
+    train(cfg_for(2), tmp_path / "twice", dataset=tiny, **quiet())        # extended by one epoch
+    (a, ma), (b, mb) = latest_arrays(tmp_path / "once"), latest_arrays(tmp_path / "twice")
+    assert ma["epoch"] == mb["epoch"] == 2
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+        np.testing.assert_array_equal(x, y)
+    lines = [json.loads(x) for x in (tmp_path / "twice" / "metrics.jsonl").read_text().splitlines()]
+    assert [x["epoch"] for x in lines] == [1, 2]
+
+
+def test_a_different_configuration_is_named_field_by_field(tmp_path, tiny):
+    train(cfg_for(1), tmp_path, dataset=tiny, **quiet())
+    other = cfg_for(1).replace(seed=3, loss=LossConfig(lam=0.5))
+    with pytest.raises(ValueError, match=r"loss\.lam: saved 0\.1, asked 0\.5.*seed: saved 0, asked 3"):
+        train(other, tmp_path, dataset=tiny, **quiet())
+    from ferjax.config import OptimConfig
+    onecycle = OptimConfig(schedule="onecycle")
+    train(cfg_for(1, optim=onecycle), tmp_path / "oc", dataset=tiny, **quiet())
+    with pytest.raises(ValueError, match="epochs: saved 1, asked 2.*one-cycle"):
+        train(cfg_for(2, optim=onecycle), tmp_path / "oc", dataset=tiny, **quiet())
+
+
+TRAIN = textwrap.dedent("""
+    import sys
+    from ferjax.config import DataConfig, LossConfig, ModelConfig, RunConfig
+    from ferjax.train.loop import train
+    cfg = RunConfig(data=DataConfig(features="O-S", batch_size=32, synthetic_per_class=24),
+                    model=ModelConfig(name="light"), loss=LossConfig(lam=0.1), epochs=int(sys.argv[2]), seed=0)
+    train(cfg, sys.argv[1], progress=False, log=lambda *_: None)
+    print("TRAINED")
+""")
+
+
+def _env(devices: int = 1) -> dict:
+    return dict(os.environ, JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="3",
+                XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
+                PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
+
+
+def _run(workdir, epochs, devices=1):
+    out = subprocess.run([sys.executable, "-c", TRAIN, str(workdir), str(epochs)], env=_env(devices),
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0 and "TRAINED" in out.stdout, out.stderr[-2000:]
+
+
+def test_a_checkpoint_from_two_devices_evaluates_and_resumes_on_one(tmp_path, tiny):
+    _run(tmp_path / "w", 1, devices=2)                       # saved from a 2-device layout
+    from ferjax.evaluate import evaluate
+    result = evaluate(tmp_path / "w", split="valid")         # this process: 1 device
+    assert result["num_images"] > 0 and 0 <= result["accuracy"] <= 100
+    train(cfg_for(2), tmp_path / "w", dataset=tiny, **quiet())   # resumed on 1 device
+    assert latest_arrays(tmp_path / "w")[1]["epoch"] == 2
+
+
+def _killed_at(workdir, seconds, epochs):
+    proc = subprocess.Popen([sys.executable, "-c", TRAIN, str(workdir), str(epochs)], env=_env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        proc.wait(timeout=seconds)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+
+
+def _check_kills(tmp_path, instants, epochs=3):
+    reference = tmp_path / "reference"
+    start = time.time()
+    _run(reference, epochs)
+    duration = time.time() - start
+    ref_params = latest_arrays(reference)[0]["params"]
+    ref_lines = (reference / "metrics.jsonl").read_text().splitlines()
+    rng = np.random.default_rng(0)
+    for k in range(instants):
+        workdir = tmp_path / f"killed{k}"
+        _killed_at(workdir, float(rng.uniform(0.3, 1.0)) * duration, epochs)
+        if (workdir / "best").exists() and checkpoint.latest_step(workdir / "best") is not None:
+            checkpoint.load_run(workdir)                     # what is on disk evaluates
+        _run(workdir, epochs)                                 # and resumes to the same end
+        params = latest_arrays(workdir)[0]["params"]
+        for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(ref_params)):
+            np.testing.assert_array_equal(a, b)
+        lines = (workdir / "metrics.jsonl").read_text().splitlines()
+        assert [json.loads(x)["epoch"] for x in lines] == list(range(1, epochs + 1))
+        strip = lambda ls: [{k: v for k, v in json.loads(x).items() if not k.endswith("seconds")  # noqa: E731
+                             and k != "images_per_second"} for x in ls]
+        assert strip(lines) == strip(ref_lines)
+
+
+def test_kill_at_seeded_instants_then_resume_equals_an_uninterrupted_run(tmp_path):
+    _check_kills(tmp_path, instants=2)
+
+
+@pytest.mark.slow
+def test_kill_at_many_seeded_instants(tmp_path):
+    _check_kills(tmp_path, instants=12)
