@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
@@ -67,13 +68,28 @@ def evaluate_stacked(eval_fn, placement: Placement, state, data: dict, n: int) -
         out = eval_fn(state, data, placement.put_indices(np.minimum(idx, n - 1).astype(np.int32)),
                       placement.put_indices(mask))
         sums = out if sums is None else jax.tree.map(lambda a, b: a + b, sums, out)
-    sums = jax.device_get(sums)
+    sums = to_host(sums)
     return [summarize(jax.tree.map(lambda x: x[k], sums)) for k in range(len(sums["count"]))]
+
+
+def to_host(tree):
+    """Numpy copies of (global) arrays on every process. An array whose shards live on other
+    processes too (runs spread over processes) is gathered, collectively: every process calls."""
+    leaves = jax.tree.leaves(tree)
+    if all(x.is_fully_addressable or x.is_fully_replicated for x in leaves if isinstance(x, jax.Array)):
+        return jax.device_get(tree)
+    from jax.experimental import multihost_utils
+    return multihost_utils.process_allgather(tree, tiled=True)
+
+
+def _primary() -> bool:
+    """Process 0 of several (or the only one): it alone writes metrics and summaries."""
+    return jax.process_index() == 0
 
 
 def _rewrite_jsonl(path: Path, keep_through_epoch: int) -> None:
     """Drops lines of epochs that the resumed checkpoint does not contain (atomic rewrite)."""
-    if not path.exists():
+    if not _primary() or not path.exists():
         return
     lines = [ln for ln in path.read_text().splitlines()
              if ln.strip() and json.loads(ln)["epoch"] <= keep_through_epoch]
@@ -83,7 +99,7 @@ def _rewrite_jsonl(path: Path, keep_through_epoch: int) -> None:
 
 
 def _write_json(path: Path, obj) -> None:
-    if jax.process_index() != 0:
+    if not _primary():
         return
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(obj, indent=2))
@@ -133,7 +149,9 @@ def train_group(cfgs: list[RunConfig], workdir: str | os.PathLike, *, names: lis
     if EVAL_BATCH % placement.mesh.shape["data"]:
         raise ValueError(f"{placement.mesh.shape['data']} data-parallel devices do not divide the "
                          f"evaluation batch of {EVAL_BATCH}")
-    state = create_states(cfgs, steps_per_epoch)
+    # placed first, so a checkpoint restores straight into this layout (any number of devices
+    # or processes), every process reading its own shards
+    state = placement.put_state(create_states(cfgs, steps_per_epoch))
     start_epoch = 0
     best = [{"epoch": 0, "valid_accuracy": -1.0} for _ in cfgs]
     if checkpoint.latest_step(workdir / "latest") is not None:
@@ -143,7 +161,6 @@ def train_group(cfgs: list[RunConfig], workdir: str | os.PathLike, *, names: lis
     for d in run_dirs:
         d.mkdir(parents=True, exist_ok=True)
         _rewrite_jsonl(d / "metrics.jsonl", start_epoch)
-    state = placement.put_state(state)
     step_fn, eval_fn = placement.train_step(base), placement.eval_step(base)
     resident = {name: placement.put_data(split) for name, split in splits.items()}
     data_key = jax.device_put(jax.random.PRNGKey(base.data_seed_or_seed), placement.replicated)
@@ -154,7 +171,7 @@ def train_group(cfgs: list[RunConfig], workdir: str | os.PathLike, *, names: lis
         t0, losses, sums = time.time(), [], None
         order = epoch_order(len(train), bs, base.data_seed_or_seed, epoch)
         bar = tqdm(range(steps_per_epoch), total=steps_per_epoch, desc=f"epoch {epoch + 1}/{base.epochs}",
-                   disable=not progress, file=sys.stderr, leave=False,
+                   disable=not progress or not _primary(), file=sys.stderr, leave=False,
                    mininterval=1.0 if sys.stderr.isatty() else 30.0)
         for i in bar:
             state, m = step_fn(state, resident["train"], placement.put_indices(order[i]), data_key,
@@ -166,8 +183,8 @@ def train_group(cfgs: list[RunConfig], workdir: str | os.PathLike, *, names: lis
                 return []
         jax.block_until_ready(losses)      # dispatch is asynchronous: time the finished work
         train_time = time.time() - t0
-        _check_finite(np.stack(jax.device_get(losses)), epoch, steps_per_epoch, names, workdir)
-        sums = jax.device_get(sums)
+        _check_finite(np.asarray(to_host(jnp.stack(losses))), epoch, steps_per_epoch, names, workdir)
+        sums = to_host(sums)
         valid = evaluate_stacked(eval_fn, placement, state, resident["valid"], len(splits["valid"]))
         test = (evaluate_stacked(eval_fn, placement, state, resident["test"], len(splits["test"]))
                 if "test" in splits else None)
@@ -190,7 +207,7 @@ def train_group(cfgs: list[RunConfig], workdir: str | os.PathLike, *, names: lis
                                 {"config": cfg.to_dict(), "epoch": epoch + 1, "data": source,
                                  "reduced": reduced, "valid_accuracy": valid[k]["accuracy"],
                                  "batch_norm": batch_norm})
-            if jax.process_index() == 0:
+            if _primary():
                 with open(d / "metrics.jsonl", "a") as f:
                     f.write(json.dumps(line) + "\n")
         checkpoint.save(workdir / "latest", epoch + 1, state_arrays(state),
