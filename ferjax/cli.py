@@ -8,6 +8,7 @@ import sys
 from ferjax.config import CONV_NAMES, FEATURE_SET_NAMES, LABEL_MODE_NAMES, MODEL_NAMES
 from ferjax.configs import PROFILE_NAMES
 from ferjax.devices import add_argument as add_device_argument
+from ferjax.distributed import add_arguments as add_distributed_arguments
 
 
 def _cmd_data_info(args) -> int:
@@ -18,8 +19,8 @@ def _cmd_data_info(args) -> int:
 
 
 def _cmd_train(args) -> int:
-    from ferjax.devices import use_cpu_cores
-    use_cpu_cores(args.cpu_devices)
+    from ferjax.distributed import setup
+    setup(args)          # host CPU devices, then jax.distributed when several processes
     import dataclasses
     from ferjax.configs import get_config
     from ferjax.train.loop import train
@@ -31,12 +32,17 @@ def _cmd_train(args) -> int:
         data=dataclasses.replace(cfg.data, data=args.data, features=args.features,
                                  label_mode=given(args.label_mode, cfg.data.label_mode),
                                  batch_size=given(args.batch_size, cfg.data.batch_size),
-                                 train_subset=args.train_subset),
+                                 train_subset=args.train_subset,
+                                 synthetic_per_class=given(args.synthetic_per_class,
+                                                           cfg.data.synthetic_per_class)),
         model=dataclasses.replace(cfg.model, conv=args.conv),
         loss=dataclasses.replace(cfg.loss, lam=args.lam if args.loss == "TL" else 0.0, alpha=args.alpha),
         optim=dataclasses.replace(cfg.optim, learning_rate=given(args.lr, cfg.optim.learning_rate)),
         epochs=given(args.epochs, cfg.epochs), seed=args.seed)
     summary = train(cfg, args.workdir, progress=not args.no_progress)
+    from ferjax.distributed import is_primary
+    if not is_primary():
+        return 0
     print(json.dumps({k: summary[k] for k in ("name", "data", "reduced", "epochs", "best_epoch",
                                               "valid_accuracy", "test_accuracy", "checkpoint")}, indent=2))
     return 0
@@ -113,9 +119,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--batch-size", type=int, default=None, help="default: the profile's")
     t.add_argument("--train-subset", type=int, default=0, help="use only N training images (a reduced run)")
+    t.add_argument("--synthetic-per-class", type=int, default=None, metavar="N",
+                   help="size of the built-in data: training faces per class (default 400)")
     t.add_argument("--conv", default="auto", choices=CONV_NAMES,
                    help="convolution implementation (same parameters); auto: xla on CPU, lax on GPU/TPU")
     add_device_argument(t)
+    add_distributed_arguments(t)
     t.add_argument("--workdir", required=True)
     t.add_argument("--no-progress", action="store_true")
     t.set_defaults(func=_cmd_train)
@@ -137,7 +146,17 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except (ValueError, FileNotFoundError, ArithmeticError) as e:   # a clear message, no traceback
         print(f"ferjax {args.command}: error: {e}", file=sys.stderr)
+        _leave_now_if_one_of_several(2)
         return 2
+
+
+def _leave_now_if_one_of_several(code: int) -> None:
+    """One process of several that failed leaves at once, not through JAX's exit-time barrier
+    (where it would wait for processes that wait for it)."""
+    jax = sys.modules.get("jax")
+    if jax is not None and jax.distributed.is_initialized() and jax.process_count() > 1:
+        from ferjax.distributed import fail_fast
+        fail_fast(code)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,8 @@ import numpy as np
 from ferjax.classes import CLASS_NAMES
 from ferjax.config import CONV_NAMES, MODEL_NAMES, RunConfig
 from ferjax.configs import fast, get_config, paper
-from ferjax.devices import add_argument as add_device_argument, use_cpu_cores
+from ferjax.devices import add_argument as add_device_argument
+from ferjax.distributed import add_arguments as add_distributed_arguments, is_primary, setup as setup_distributed
 from ferjax.experiments.paper import PARAMETERS, TABLE1, TABLE2, Row
 from ferjax.train.loop import train_group
 
@@ -60,16 +61,12 @@ def add_arguments(p: argparse.ArgumentParser, default_out: str) -> None:
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--report-only", action="store_true",
                    help="train nothing: tabulate the runs under --out that have finished (a partial table)")
-    p.add_argument("--distributed", action="store_true",
-                   help="multi-host: call jax.distributed.initialize() (coordinator from the environment)")
+    add_distributed_arguments(p)
 
 
 def setup_devices(args) -> None:
-    """Before JAX's first operation: host CPU devices, then multi-host initialisation."""
-    use_cpu_cores(args.cpu_devices)
-    if args.distributed:
-        import jax
-        jax.distributed.initialize()
+    """Before JAX's first operation: host CPU devices, then multi-process initialisation."""
+    setup_distributed(args)
 
 
 def resolve_profile(args, model: str) -> Profile:
@@ -217,6 +214,7 @@ def table_main(table: str, argv: list[str] | None = None) -> int:
     # a report of finished runs states the command that trains them (and any missing ones)
     command = " ".join([f"python -m ferjax.experiments.{table}", *(a for a in argv if a != "--report-only")])
     result = aggregate(rows, summaries, model, profile, args, title, command)
-    write_outputs(result, Path(args.out), table)
-    print(markdown_table(result))
+    if is_primary():           # one process of several writes the table and figures
+        write_outputs(result, Path(args.out), table)
+        print(markdown_table(result))
     return 0

@@ -68,8 +68,9 @@ def main(argv: list[str] | None = None) -> int:
               "accuracy_split": common.reported(first)[1],
               "command": " ".join(["python -m ferjax.experiments.lambda_sweep", *argv]),
               "curves": curves, "rows": [{"seeds": [s["config"]["seed"] for s in v]} for v in summaries.values()]}
-    write_outputs(result, Path(args.out))
-    print(markdown_lambda(result))
+    if common.is_primary():    # one process of several writes the table and figure
+        write_outputs(result, Path(args.out))
+        print(markdown_lambda(result))
     return 0
 
 

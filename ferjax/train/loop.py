@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
@@ -49,8 +50,23 @@ def evaluate_stacked(eval_fn, placement: Placement, state, data: dict, n: int) -
         out = eval_fn(state, data, placement.put_indices(np.minimum(idx, n - 1).astype(np.int32)),
                       placement.put_indices(mask))
         sums = out if sums is None else jax.tree.map(lambda a, b: a + b, sums, out)
-    sums = jax.device_get(sums)
+    sums = to_host(sums)
     return [summarize(jax.tree.map(lambda x: x[k], sums)) for k in range(len(sums["count"]))]
+
+
+def to_host(tree):
+    """Numpy copies of (global) arrays on every process. An array whose shards live on other
+    processes too (runs spread over processes) is gathered, collectively: every process calls."""
+    leaves = jax.tree.leaves(tree)
+    if all(x.is_fully_addressable or x.is_fully_replicated for x in leaves if isinstance(x, jax.Array)):
+        return jax.device_get(tree)
+    from jax.experimental import multihost_utils
+    return multihost_utils.process_allgather(tree, tiled=True)
+
+
+def _primary() -> bool:
+    """Process 0 of several (or the only one): it alone writes metrics and summaries."""
+    return jax.process_index() == 0
 
 
 def _epoch_of(line: str) -> int | None:
@@ -63,7 +79,7 @@ def _epoch_of(line: str) -> int | None:
 def _rewrite_jsonl(path: Path, keep_through_epoch: int) -> None:
     """Keeps the lines of the epochs the resumed checkpoint holds, once each, and drops torn
     lines and later epochs (atomic rewrite)."""
-    if not path.exists():
+    if not _primary() or not path.exists():
         return
     kept: dict[int, str] = {}
     for ln in path.read_text().splitlines():
@@ -77,7 +93,7 @@ def _rewrite_jsonl(path: Path, keep_through_epoch: int) -> None:
 
 
 def _write_json(path: Path, obj) -> None:
-    if jax.process_index() != 0:
+    if not _primary():
         return
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(obj, indent=2))
@@ -149,7 +165,9 @@ def train_group(cfgs: list[RunConfig], workdir: str | os.PathLike, *, names: lis
     if EVAL_BATCH % placement.mesh.shape["data"]:
         raise ValueError(f"{placement.mesh.shape['data']} data-parallel devices do not divide the "
                          f"evaluation batch of {EVAL_BATCH}")
-    state = create_states(cfgs, steps_per_epoch)
+    # placed first, so a checkpoint restores straight into this layout (any number of devices
+    # or processes), every process reading its own shards
+    state = placement.put_state(create_states(cfgs, steps_per_epoch))
     start_epoch = 0
     best = [{"epoch": 0, "valid_accuracy": -1.0} for _ in cfgs]
     if checkpoint.latest_step(workdir / "latest") is not None:
@@ -162,7 +180,6 @@ def train_group(cfgs: list[RunConfig], workdir: str | os.PathLike, *, names: lis
         # a kill between an epoch's best/ and latest/ writes leaves a best/ step that the
         # resumed run will write again: drop it (the previous best stays: best/ keeps two)
         checkpoint.drop_steps_after(d / "best", start_epoch)
-    state = placement.put_state(state)
     step_fn, eval_fn = placement.train_step(base, steps_per_epoch), placement.eval_step(base)
     resident = {name: placement.put_data(split) for name, split in splits.items()}
     data_key = jax.device_put(jax.random.PRNGKey(base.data_seed_or_seed), placement.replicated)
@@ -173,7 +190,7 @@ def train_group(cfgs: list[RunConfig], workdir: str | os.PathLike, *, names: lis
         t0, losses, sums = time.time(), [], None
         order = epoch_order(len(train), bs, base.data_seed_or_seed, epoch)
         bar = tqdm(range(steps_per_epoch), total=steps_per_epoch, desc=f"epoch {epoch + 1}/{base.epochs}",
-                   disable=not progress, file=sys.stderr, leave=False,
+                   disable=not progress or not _primary(), file=sys.stderr, leave=False,
                    mininterval=1.0 if sys.stderr.isatty() else 30.0)
         for i in bar:
             state, m = step_fn(state, resident["train"], placement.put_indices(order[i]), data_key,
@@ -185,8 +202,8 @@ def train_group(cfgs: list[RunConfig], workdir: str | os.PathLike, *, names: lis
                 return []
         jax.block_until_ready(losses)      # dispatch is asynchronous: time the finished work
         train_time = time.time() - t0
-        _check_finite(np.stack(jax.device_get(losses)), epoch, steps_per_epoch, names, workdir)
-        sums = jax.device_get(sums)
+        _check_finite(np.asarray(to_host(jnp.stack(losses))), epoch, steps_per_epoch, names, workdir)
+        sums = to_host(sums)
         valid = evaluate_stacked(eval_fn, placement, state, resident["valid"], len(splits["valid"]))
         test = (evaluate_stacked(eval_fn, placement, state, resident["test"], len(splits["test"]))
                 if "test" in splits else None)
@@ -211,7 +228,7 @@ def train_group(cfgs: list[RunConfig], workdir: str | os.PathLike, *, names: lis
                                 {"config": cfg.to_dict(), "epoch": epoch + 1, "data": source,
                                  "reduced": reduced, "valid_accuracy": valid[k]["accuracy"],
                                  "batch_norm": batch_norm})
-            if jax.process_index() == 0:
+            if _primary():
                 with open(d / "metrics.jsonl", "a") as f:
                     f.write(json.dumps(line) + "\n")
         checkpoint.save(workdir / "latest", epoch + 1, state_arrays(state),
