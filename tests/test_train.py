@@ -69,7 +69,7 @@ def test_vmapped_group_equals_separate_runs(tiny):
     from ferjax.data.votes import label_split
     # SGD: linear in the gradient, so float-order noise stays noise (Adam's first steps turn
     # near-zero gradients of batch-norm parameters into +-lr)
-    sgd = OptimConfig(optimizer="sgd", learning_rate=0.05)
+    sgd = OptimConfig(optimizer="sgd", learning_rate=0.01)
     cfgs = [cfg_for(lam=0.0, seed=0, optim=sgd), cfg_for(lam=0.3, seed=1, optim=sgd)]
     split = label_split(tiny.splits["train"], "majority")
     batches = list(train_batches(split, feature_set="O-S", batch_size=32, seed=0, epoch=0))[:3]
@@ -85,7 +85,7 @@ def test_vmapped_group_equals_separate_runs(tiny):
     for k, c in enumerate(cfgs):
         alone = member(run([c]), 0)
         for a, b in zip(jax.tree.leaves(member(stacked, k).params), jax.tree.leaves(alone.params)):
-            np.testing.assert_allclose(a, b, atol=1e-5, rtol=1e-5)
+            np.testing.assert_allclose(a, b, atol=1e-4, rtol=1e-4)
         np.testing.assert_allclose(member(stacked, k).centers, alone.centers, atol=1e-5)
 
 
