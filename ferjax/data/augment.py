@@ -18,10 +18,9 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from ferjax import features
-from ferjax.data.pipeline import MAX_ANGLE, MAX_SCALE, MAX_SHIFT, MAX_SKEW, plane_basis
+from ferjax.data.warp import MAX_ANGLE, MAX_SCALE, MAX_SHIFT, MAX_SKEW, crop_transform, plane_basis
 
 
 def random_warp_params(key: jax.Array, batch: int, out_size: int) -> dict[str, jax.Array]:
@@ -45,23 +44,10 @@ def identity_warp_params(batch: int) -> dict[str, jax.Array]:
             "skew_x": zeros, "scale_y": ones, "scale_x": ones, "flip": zeros}
 
 
-def _mat2(a, b, c, d):
-    return jnp.stack([jnp.stack([a, b], -1), jnp.stack([c, d], -1)], -2)
-
-
 def sampling_grid(params: dict[str, jax.Array], in_size: int, out_size: int) -> tuple[jax.Array, jax.Array]:
     """Input (row, col) coordinates (B, out, out) sampled by each output pixel: the
     reference `crop_img` transform p @ T + offset, then the flip (output column W-1-x)."""
-    ang = params["angle"] * (np.pi / 180.0)
-    cos, sin = jnp.cos(ang), jnp.sin(ang)
-    one, zero = jnp.ones_like(ang), jnp.zeros_like(ang)
-    ratio = (in_size - 1) / (out_size - 1)
-    t = _mat2(cos, -sin, sin, cos)
-    t = t @ _mat2(one, params["skew_y"], zero, one)
-    t = t @ _mat2(one, zero, params["skew_x"], one)
-    t = t @ _mat2(params["scale_y"] * ratio, zero, zero, params["scale_x"] * ratio)
-    ctr_out = jnp.stack([out_size / 2.0 + params["shift_y"], out_size / 2.0 + params["shift_x"]], -1)
-    offset = in_size / 2.0 - jnp.einsum("bi,bij->bj", ctr_out, t)
+    t, offset = crop_transform(params, in_size, out_size, jnp.cos, jnp.sin, jnp.stack, jnp.einsum)
     r = jnp.arange(out_size, dtype=jnp.float32)
     c = jnp.where(params["flip"][:, None] > 0.5, (out_size - 1) - r, r)        # (B, out)
     rows = (r[None, :, None] * t[:, None, None, 0, 0] + c[:, None, :] * t[:, None, None, 1, 0]

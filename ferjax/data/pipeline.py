@@ -37,16 +37,12 @@ from ferjax import features
 from ferjax.classes import IMAGE_SIDE
 from ferjax.devices import usable_cores
 from ferjax.data.records import LabeledSplit
+from ferjax.data.warp import (MAX_ANGLE, MAX_SCALE, MAX_SHIFT, MAX_SKEW, WARP_PARAMS,  # noqa: F401
+                              crop_transform, plane_basis)
 
 Batch = dict[str, tf.Tensor]
 Op = Callable[[Batch], Batch]
 
-# Reference augmentation ranges (ferplus.py, non-deterministic reader).
-MAX_SHIFT = 0.08     # fraction of the output side
-MAX_ANGLE = 20.0     # degrees
-MAX_SKEW = 0.05
-MAX_SCALE = 1.05
-WARP_PARAMS = ("shift_y", "shift_x", "angle", "skew_y", "skew_x", "scale_y", "scale_x", "flip")
 
 
 # ---------------------------------------------------------------- warp parameters
@@ -79,27 +75,11 @@ def random_warp_params(seed: tf.Tensor, batch: int, out_size: int) -> dict[str, 
     }
 
 
-def _mat2(a: tf.Tensor, b: tf.Tensor, c: tf.Tensor, d: tf.Tensor) -> tf.Tensor:
-    """Batched [[a, b], [c, d]] -> (B, 2, 2)."""
-    return tf.reshape(tf.stack([a, b, c, d], axis=-1), [-1, 2, 2])
-
-
 def crop_matrix(params: dict[str, tf.Tensor], in_size: int,
                 out_size: int) -> tuple[tf.Tensor, tf.Tensor]:
     """`crop_img`'s (T (B,2,2), offset (B,2)) in (row, col) order: input = p @ T + offset."""
     p = {k: tf.cast(params[k], tf.float64) for k in WARP_PARAMS}
-    zero, one = tf.zeros_like(p["angle"]), tf.ones_like(p["angle"])
-    ang = p["angle"] * (np.pi / 180.0)
-    cos, sin = tf.cos(ang), tf.sin(ang)
-    ratio = (in_size - 1) / (out_size - 1)
-    t = _mat2(cos, -sin, sin, cos)
-    t = t @ _mat2(one, p["skew_y"], zero, one)
-    t = t @ _mat2(one, zero, p["skew_x"], one)
-    t = t @ _mat2(p["scale_y"] * ratio, zero, zero, p["scale_x"] * ratio)
-    ctr_in = tf.constant([in_size / 2.0, in_size / 2.0], tf.float64)
-    ctr_out = tf.stack([out_size / 2.0 + p["shift_y"], out_size / 2.0 + p["shift_x"]], axis=-1)
-    offset = ctr_in - tf.einsum("bi,bij->bj", ctr_out, t)
-    return t, offset
+    return crop_transform(p, in_size, out_size, tf.cos, tf.sin, tf.stack, tf.einsum)
 
 
 def projective_transforms(params: dict[str, tf.Tensor], in_size: int,
@@ -174,13 +154,6 @@ def equalize_histogram(data: Batch) -> Batch:
     cdf = cdf * (2.0 / cdf[:, -1:]) - 1.0
     eq = tf.gather(tf.reshape(cdf, [-1]), bins)
     return {**data, "image": tf.reshape(eq, tf.shape(images))}
-
-
-def plane_basis(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
-    """A = [1, X, Y] over the row-major pixel grid (HW, 3) and its pseudo-inverse (3, HW)."""
-    y, x = np.mgrid[:height, :width]
-    a = np.stack([np.ones(height * width), x.ravel(), y.ravel()], axis=1)
-    return a.astype(np.float32), np.linalg.pinv(a).astype(np.float32)
 
 
 def subtract_plane(data: Batch) -> Batch:
