@@ -105,17 +105,31 @@ def run_rows(rows, model: str, profile: Profile, args, log=None) -> dict[str, li
         for row in rows:
             groups[(seed, row.features)].append(row)
     out: dict[str, list[dict]] = defaultdict(list)
-    for (seed, features), members in groups.items():
+    start, durations = time.time(), []
+    for g, ((seed, features), members) in enumerate(groups.items()):
         cfgs = [row_configs(r, model, profile, args, seed) for r in members]
         names = [f"{r.name}-seed{seed}" for r in members]
         t0 = time.time()
-        log(f"== group {features} seed {seed}: {len(cfgs)} runs trained together ({', '.join(names)})")
+        log(f"== group {g + 1}/{len(groups)}, {features} seed {seed}: {len(cfgs)} runs trained "
+            f"together ({', '.join(names)})")
         summaries = train_group(cfgs, Path(args.out) / "runs" / f"{model}-{features}-seed{seed}",
                                 names=names, progress=not args.no_progress, log=log)
-        log(f"== group {features} seed {seed} done in {time.time() - t0:.0f}s")
+        durations.append(time.time() - t0)
+        done = "; ".join(f"{n} valid {s['valid_accuracy']:.2f}" for n, s in zip(names, summaries))
+        left = len(groups) - g - 1
+        log(f"== group {g + 1}/{len(groups)} done in {durations[-1]:.0f}s (best epoch: {done}); "
+            + (f"~{_eta(durations, left)} left for the other {left} group(s)" if left else
+               f"all {len(groups)} groups in {time.time() - start:.0f}s"))
         for row, s in zip(members, summaries):
             out[row.name].append(s)
     return out
+
+
+def _eta(durations: list[float], groups_left: int) -> str:
+    """Time left for `groups_left` more groups like the finished ones (their median)."""
+    per_group = float(np.median(durations))
+    seconds = per_group * groups_left
+    return f"{seconds / 60:.1f} min" if seconds >= 90 else f"{seconds:.0f}s"
 
 
 def reported(summary: dict) -> tuple[float, str]:
@@ -125,6 +139,25 @@ def reported(summary: dict) -> tuple[float, str]:
     return summary["valid_accuracy"], "valid"
 
 
+def _mean_or_none(values) -> float | None:
+    """The mean of the runs that scored the class; None (JSON null) when none had its images."""
+    values = [v for v in values if v is not None]
+    return float(np.mean(values)) if values else None
+
+
+def json_text(result: dict) -> str:
+    """Strict JSON (no NaN/Infinity tokens): non-finite floats are written as null."""
+    def clean(x):
+        if isinstance(x, float) and not np.isfinite(x):
+            return None
+        if isinstance(x, dict):
+            return {k: clean(v) for k, v in x.items()}
+        if isinstance(x, (list, tuple)):
+            return [clean(v) for v in x]
+        return x
+    return json.dumps(clean(result), indent=2, allow_nan=False)
+
+
 def aggregate(rows, summaries: dict[str, list[dict]], model: str, profile: Profile, args,
               title: str, command: str) -> dict:
     table = []
@@ -132,8 +165,7 @@ def aggregate(rows, summaries: dict[str, list[dict]], model: str, profile: Profi
         runs = summaries[row.name]
         accs = [reported(s)[0] for s in runs]
         split = reported(runs[0])[1]
-        per_class = {c: float(np.nanmean([np.nan if (s[split] or {}).get("per_class", {}).get(c) is None
-                                          else s[split]["per_class"][c] for s in runs]))
+        per_class = {c: _mean_or_none([(s[split] or {}).get("per_class", {}).get(c) for s in runs])
                      for c in CLASS_NAMES}
         table.append({"row": row.name, "features": row.features, "loss": row.loss, "lam": row.lam,
                       "avg": float(np.mean(accs)), "min": float(np.min(accs)), "max": float(np.max(accs)),
@@ -154,7 +186,7 @@ def aggregate(rows, summaries: dict[str, list[dict]], model: str, profile: Profi
 def write_outputs(result: dict, out: Path, stem: str) -> None:
     from ferjax.report import figure_bars, figure_per_class, markdown_table
     out.mkdir(parents=True, exist_ok=True)
-    (out / f"{stem}.json").write_text(json.dumps(result, indent=2))
+    (out / f"{stem}.json").write_text(json_text(result))
     (out / f"{stem}.md").write_text(markdown_table(result))
     figure_bars(result, out / f"{stem}_fig2_configurations.png")
     figure_per_class(result, out / f"{stem}_fig4_per_class.png")
@@ -177,10 +209,19 @@ def table_main(table: str, argv: list[str] | None = None) -> int:
         rows = tuple(r for r in rows if r.features in args.feature_sets)
         title += " (partial: " + ", ".join(r.name for r in rows) + ")"
     profile = resolve_profile(args, model)
+    command = " ".join([f"python -m ferjax.experiments.{table}", *argv])
+    announce(args, command)
     setup_devices(args)
     summaries = run_rows(rows, model, profile, args)
-    result = aggregate(rows, summaries, model, profile, args, title,
-                       " ".join([f"python -m ferjax.experiments.{table}", *argv]))
+    result = aggregate(rows, summaries, model, profile, args, title, command)
     write_outputs(result, Path(args.out), table)
     print(markdown_table(result))
+    announce(args, command)
     return 0
+
+
+def announce(args, command: str) -> None:
+    """On the built-in data, say so plainly (before the run and again under its table)."""
+    if args.data == "synthetic":
+        from ferjax.report import synthetic_notice
+        print("\n" + synthetic_notice(command) + "\n", flush=True)
