@@ -16,9 +16,35 @@ def provenance(result: dict) -> str:
             f"accuracy: {result['accuracy_split']} split at each run's best-validation epoch")
 
 
+FERPLUS_SOURCES = ("the FERPlus labels from github.com/microsoft/FERPlus and the FER2013 images "
+                   "from Kaggle (kaggle.com/c/challenges-in-representation-learning-facial-"
+                   "expression-recognition-challenge, fer2013.csv)")
+
+
+def real_command(command: str) -> str:
+    """The run's entry point on real data: `python -m ferjax.experiments.X --data DIR`."""
+    return " ".join(command.split()[:3] + ["--data", "DIR"])
+
+
+def synthetic_notice(command: str) -> str:
+    """What a run on the built-in faces is and is not, and the one command for the real thing."""
+    return (f"BUILT-IN SYNTHETIC FACES, QUICK BUDGET: a demonstration that the pipeline runs and "
+            f"learns end to end; these numbers are NOT the paper's and say nothing about FERPlus. "
+            f"The real thing: `{real_command(command)}`, where DIR holds {FERPLUS_SOURCES} "
+            f"(README, Data).")
+
+
+def heading(result: dict) -> list[str]:
+    """The markdown title (and, for the built-in data, the notice under it)."""
+    if result["data"] != "synthetic":
+        return [f"## {result['title']} ({result['profile']} profile)"]
+    return [f"## {result['title']} ({result['profile']} profile, built-in synthetic data: not the "
+            f"paper's numbers)", "", "**" + synthetic_notice(result["command"]) + "**"]
+
+
 def markdown_table(result: dict) -> str:
     split = "Test" if result["accuracy_split"] == "test" else "Validation"
-    lines = [f"## {result['title']} ({result['profile']} profile)", "", provenance(result), "",
+    lines = [*heading(result), "", provenance(result), "",
              f"Command: `{result['command']}`", "",
              f"| Configuration | lambda | Avg {split} acc. | Min | Max | Runs | Parameters | Paper (test) |",
              "|---|---|---|---|---|---|---|---|"]
@@ -34,7 +60,7 @@ def markdown_lambda(result: dict) -> str:
     split = "Test" if result["accuracy_split"] == "test" else "Validation"
     curves = result["curves"]
     lams = sorted({p["lam"] for pts in curves.values() for p in pts})
-    lines = [f"## {result['title']} ({result['profile']} profile)", "", provenance(result), "",
+    lines = [*heading(result), "", provenance(result), "",
              f"Command: `{result['command']}`", "",
              f"{split} accuracy, average (min-max) over seeds:", "",
              "| lambda | " + " | ".join(curves) + " |", "|---" * (len(curves) + 1) + "|"]

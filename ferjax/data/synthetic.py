@@ -35,6 +35,8 @@ PROTOTYPES = np.array([
     [0.9, 0.7, -0.6, -0.25, 0.55, 1.2, 0.0, 0.0],     # fear: surprise-like eyes, stretched mouth
     [0.5, 0.0, 0.1, 0.1, 0.0, 1.0, 1.0, 0.0],         # contempt: one-sided smirk
 ], dtype=np.float64)
+GAIN = 1.5               # how far a full-intensity expression moves from neutral
+INTENSITY_MIN = 0.5
 JITTER = np.array([0.12, 0.25, 0.25, 0.22, 0.12, 0.1, 0.15, 0.2])
 
 # Where annotators' non-majority votes go: each class's most confusable classes.
@@ -168,6 +170,17 @@ def _draw_mouth(img, e: np.ndarray, skin: float, corners: tuple, y0: float) -> N
     cv2.polylines(img, [_fixed(upper)], False, lip, 3 if opening <= 0.12 else 2, cv2.LINE_AA, SHIFT)
 
 
+_YY, _XX = np.mgrid[0:CANVAS, 0:CANVAS].astype(np.float32)
+
+
+def _shade(img: np.ndarray, fw: float, fh: float, depth: float) -> np.ndarray:
+    """A rounded face: brightness falls off by `depth` from the centre to the rim (and stays
+    there outside it). Without it the skin is one flat tone, and histogram equalisation
+    spreads that tone's sensor noise over much of the grey range, burying the features."""
+    r2 = np.minimum(((_XX - 48.0) / fw) ** 2 + ((_YY - 54.0) / fh) ** 2, 1.0)
+    return np.clip(img * (1.0 - depth * r2), 0, 255).astype(np.uint8)
+
+
 def draw_face(e: np.ndarray, look: dict) -> np.ndarray:
     """One face (uint8 48x48, before photometric effects) for expression parameters e."""
     img = np.full((CANVAS, CANVAS), look["background"], np.uint8)
@@ -184,6 +197,7 @@ def draw_face(e: np.ndarray, look: dict) -> np.ndarray:
     corners = _mouth_corners(e, y0, int(look["asym_side"]))
     _draw_nose_and_folds(img, e, skin, corners)
     _draw_mouth(img, e, skin, corners, y0)
+    img = _shade(img, fw, fh, float(look["shading"]))
     m = cv2.getRotationMatrix2D((48.0, 54.0), float(look["angle"]), float(ZOOM * look["scale"]))
     m[:, 2] += look["shift"] + np.array([0.0, -6.0])   # face centre (48, 54) -> canvas centre
     img = cv2.warpAffine(img, m, (CANVAS, CANVAS), flags=cv2.INTER_LINEAR,
@@ -202,7 +216,7 @@ def sample_looks(rng: np.random.Generator, n: int) -> list[dict]:
         "gaze": rng.uniform(-1.3, 1.3, n), "glasses": rng.random(n) < 0.08,
         "mouth_y": rng.normal(0, 1.0, n), "asym_side": rng.choice((-1, 1), n),
         "angle": np.clip(rng.normal(0, 6, n), -15, 15), "scale": rng.uniform(0.88, 1.1, n),
-        "shift": rng.uniform(-6, 6, (n, 2)),
+        "shift": rng.uniform(-6, 6, (n, 2)), "shading": rng.uniform(0.3, 0.5, n),
     }
     return [{k: v[i] for k, v in looks.items()} for i in range(n)]
 
@@ -227,9 +241,9 @@ def photometric(rng: np.random.Generator, faces: np.ndarray) -> np.ndarray:
 
 def sample_expressions(rng: np.random.Generator, classes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(parameters (N, P), intensity (N,)): each class prototype blended with neutral."""
-    intensity = 0.3 + 0.7 * rng.beta(2.0, 1.3, len(classes))
+    intensity = INTENSITY_MIN + (1.0 - INTENSITY_MIN) * rng.beta(2.0, 1.3, len(classes))
     neutral = PROTOTYPES[0]
-    params = neutral + intensity[:, None] * (PROTOTYPES[classes] - neutral)
+    params = neutral + (GAIN * intensity)[:, None] * (PROTOTYPES[classes] - neutral)
     params += rng.normal(0, 1, params.shape) * JITTER
     return params, intensity
 

@@ -104,7 +104,8 @@ def run_rows(rows, model: str, profile: Profile, args, log=None) -> dict[str, li
         for row in rows:
             groups[(seed, row.features)].append(row)
     out: dict[str, list[dict]] = defaultdict(list)
-    for (seed, features), members in groups.items():
+    start, durations = time.time(), []
+    for g, ((seed, features), members) in enumerate(groups.items()):
         cfgs = [row_configs(r, model, profile, args, seed) for r in members]
         names = [f"{r.name}-seed{seed}" for r in members]
         workdir = Path(args.out) / "runs" / f"{model}-{features}-seed{seed}"
@@ -115,9 +116,15 @@ def run_rows(rows, model: str, profile: Profile, args, log=None) -> dict[str, li
                 out[row.name].append(s)
             continue
         t0 = time.time()
-        log(f"== group {features} seed {seed}: {len(cfgs)} runs trained together ({', '.join(names)})")
+        log(f"== group {g + 1}/{len(groups)}, {features} seed {seed}: {len(cfgs)} runs trained "
+            f"together ({', '.join(names)})")
         summaries = train_group(cfgs, workdir, names=names, progress=not args.no_progress, log=log)
-        log(f"== group {features} seed {seed} done in {time.time() - t0:.0f}s")
+        durations.append(time.time() - t0)
+        done = "; ".join(f"{n} valid {s['valid_accuracy']:.2f}" for n, s in zip(names, summaries))
+        left = len(groups) - g - 1
+        log(f"== group {g + 1}/{len(groups)} done in {durations[-1]:.0f}s (best epoch: {done}); "
+            + (f"~{_eta(durations, left)} left for the other {left} group(s)" if left else
+               f"all {len(groups)} groups in {time.time() - start:.0f}s"))
         for row, s in zip(members, summaries):
             out[row.name].append(s)
     return out
@@ -138,9 +145,11 @@ def finished_summaries(workdir: Path, names: list[str], cfgs: list[RunConfig]) -
     return summaries
 
 
-def _mean_or_none(values) -> float | None:
-    values = [v for v in values if v is not None]
-    return float(np.mean(values)) if values else None
+def _eta(durations: list[float], groups_left: int) -> str:
+    """Time left for `groups_left` more groups like the finished ones (their median)."""
+    per_group = float(np.median(durations))
+    seconds = per_group * groups_left
+    return f"{seconds / 60:.1f} min" if seconds >= 90 else f"{seconds:.0f}s"
 
 
 def reported(summary: dict) -> tuple[float, str]:
@@ -148,6 +157,25 @@ def reported(summary: dict) -> tuple[float, str]:
     if summary.get("test_accuracy") is not None:
         return summary["test_accuracy"], "test"
     return summary["valid_accuracy"], "valid"
+
+
+def _mean_or_none(values) -> float | None:
+    """The mean of the runs that scored the class; None (JSON null) when none had its images."""
+    values = [v for v in values if v is not None]
+    return float(np.mean(values)) if values else None
+
+
+def json_text(result: dict) -> str:
+    """Strict JSON (no NaN/Infinity tokens): non-finite floats are written as null."""
+    def clean(x):
+        if isinstance(x, float) and not np.isfinite(x):
+            return None
+        if isinstance(x, dict):
+            return {k: clean(v) for k, v in x.items()}
+        if isinstance(x, (list, tuple)):
+            return [clean(v) for v in x]
+        return x
+    return json.dumps(clean(result), indent=2, allow_nan=False)
 
 
 def aggregate(rows, summaries: dict[str, list[dict]], model: str, profile: Profile, args,
@@ -186,7 +214,7 @@ def aggregate(rows, summaries: dict[str, list[dict]], model: str, profile: Profi
 def write_outputs(result: dict, out: Path, stem: str) -> None:
     from ferjax.report import figure_bars, figure_per_class, markdown_table
     out.mkdir(parents=True, exist_ok=True)
-    (out / f"{stem}.json").write_text(json.dumps(result, indent=2))
+    (out / f"{stem}.json").write_text(json_text(result))
     (out / f"{stem}.md").write_text(markdown_table(result))
     figure_bars(result, out / f"{stem}_fig2_configurations.png")
     figure_per_class(result, out / f"{stem}_fig4_per_class.png")
@@ -209,12 +237,21 @@ def table_main(table: str, argv: list[str] | None = None) -> int:
         rows = tuple(r for r in rows if r.features in args.feature_sets)
         title += " (partial: " + ", ".join(r.name for r in rows) + ")"
     profile = resolve_profile(args, model)
-    setup_devices(args)
-    summaries = run_rows(rows, model, profile, args)
     # a report of finished runs states the command that trains them (and any missing ones)
     command = " ".join([f"python -m ferjax.experiments.{table}", *(a for a in argv if a != "--report-only")])
+    announce(args, command)
+    setup_devices(args)
+    summaries = run_rows(rows, model, profile, args)
     result = aggregate(rows, summaries, model, profile, args, title, command)
     if is_primary():           # one process of several writes the table and figures
         write_outputs(result, Path(args.out), table)
         print(markdown_table(result))
+        announce(args, command)
     return 0
+
+
+def announce(args, command: str) -> None:
+    """On the built-in data, say so plainly (before the run and again under its table)."""
+    if args.data == "synthetic":
+        from ferjax.report import synthetic_notice
+        print("\n" + synthetic_notice(command) + "\n", flush=True)

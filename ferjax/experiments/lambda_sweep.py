@@ -25,7 +25,7 @@ def sweep_rows(feature_sets, lams) -> list[Row]:
 def write_outputs(result: dict, out: Path) -> None:
     from ferjax.report import figure_lambda, markdown_lambda
     out.mkdir(parents=True, exist_ok=True)
-    (out / "lambda_sweep.json").write_text(json.dumps(result, indent=2))
+    (out / "lambda_sweep.json").write_text(common.json_text(result))
     (out / "lambda_sweep.md").write_text(markdown_lambda(result))
     figure_lambda(result, out / "lambda_sweep_fig3.png")
 
@@ -50,6 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     if any(lam <= 0 for lam in args.lams):
         p.error("--lams must be positive (a log axis); lambda = 0 is the SL row of table1/table2")
     profile = common.resolve_profile(args, args.model)
+    command = " ".join(["python -m ferjax.experiments.lambda_sweep", *argv])
+    common.announce(args, command)
     common.setup_devices(args)
     rows = sweep_rows(args.feature_sets, args.lams)
     summaries = common.run_rows(rows, args.model, profile, args)
@@ -66,11 +68,12 @@ def main(argv: list[str] | None = None) -> int:
               "profile": profile.name, "epochs": profile.epochs, "seeds_per_row": profile.seeds,
               "data": first["data"], "train_images": first["train_images"], "reduced": first["reduced"],
               "accuracy_split": common.reported(first)[1],
-              "command": " ".join(["python -m ferjax.experiments.lambda_sweep", *argv]),
+              "command": command,
               "curves": curves, "rows": [{"seeds": [s["config"]["seed"] for s in v]} for v in summaries.values()]}
     if common.is_primary():    # one process of several writes the table and figure
         write_outputs(result, Path(args.out))
         print(markdown_lambda(result))
+        common.announce(args, command)
     return 0
 
 

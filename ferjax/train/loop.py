@@ -185,6 +185,7 @@ def train_group(cfgs: list[RunConfig], workdir: str | os.PathLike, *, names: lis
     data_key = jax.device_put(jax.random.PRNGKey(base.data_seed_or_seed), placement.replicated)
     batch_norm = bool(jax.tree.leaves(state.batch_stats))
     steps_done = 0
+    epoch_seconds: list[float] = []        # whole epochs (train + evaluation + checkpoints)
 
     for epoch in range(start_epoch, base.epochs):
         t0, losses, sums = time.time(), [], None
@@ -233,8 +234,10 @@ def train_group(cfgs: list[RunConfig], workdir: str | os.PathLike, *, names: lis
                     f.write(json.dumps(line) + "\n")
         checkpoint.save(workdir / "latest", epoch + 1, state_arrays(state),
                         {"epoch": epoch + 1, "best": best, "names": names})
+        epoch_seconds.append(time.time() - t0)
+        left = (base.epochs - epoch - 1) * float(np.median(epoch_seconds[-3:]))
         log(f"epoch {epoch + 1}/{base.epochs} {train_time:.0f}s "
-            f"({k_runs * steps_per_epoch * bs / train_time:.0f} img/s): " + "; ".join(
+            f"({k_runs * steps_per_epoch * bs / train_time:.0f} img/s, ~{left:.0f}s left): " + "; ".join(
                 f"{n} train {100 * sums['correct'][k] / sums['count'][k]:.1f} valid {valid[k]['accuracy']:.2f}"
                 for k, n in enumerate(names)))
 
