@@ -32,8 +32,6 @@ def params_of(workdir):
     return arrays["params"], meta
 
 
-@pytest.mark.xfail(reason="the built-in synthetic faces are not learnable by the batch-norm light "
-                   "model in 5 epochs (issue #16 makes them learnable)", strict=False)
 def test_short_run_learns_well_above_chance(tmp_path):
     # A higher learning rate than the study's 3e-4, so that a few hundred steps suffice.
     # Measured: 28.6 / 30.1 / 31.4% with the xla / matmul / lax convs (one function, three
