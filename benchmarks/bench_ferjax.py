@@ -1,4 +1,4 @@
-"""ferjax's side of the benchmark: the production training step (ferjax.sweep's vmapped,
+"""ferjax's side of the benchmark: the production training step (ferjax.train.group's vmapped,
 donated step, center loss and center update included), inference, the vmapped sweep and
 its sequential baseline, the matmul ceiling, FLOP counts and the input pipeline.
 
@@ -24,7 +24,7 @@ from ferjax.config import DataConfig, LossConfig, ModelConfig, RunConfig  # noqa
 from ferjax.devices import usable_cores  # noqa: E402
 from ferjax.models import (build_model, count_params, flops_per_image, init_params,  # noqa: E402
                            resolve_conv)
-from ferjax.sweep import Placement, create_states  # noqa: E402
+from ferjax.train.group import Placement, create_states  # noqa: E402
 
 LAM = 0.1              # center-loss weight of the benchmarked runs (the step always computes it)
 STEPS_PER_EPOCH = 100  # only sets the learning-rate schedule

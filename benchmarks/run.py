@@ -16,7 +16,7 @@ missing and the suite carries on.
 
 What is measured (see results.md for the numbers and the notes):
 * training: images/s of ferjax's production step (the vmapped, donated step of
-  ferjax.sweep with center loss and center update; K=1) for each conv implementation,
+  ferjax.train.group with center loss and center update; K=1) for each conv implementation,
   PyTorch (channels_last and NCHW, the faster kept) and Keras (jit_compile True and False,
   the faster kept); Adam + softmax cross-entropy, the same resident random batch every step;
 * inference: the jitted forward pass (ferjax), inference_mode (PyTorch), predict_on_batch (Keras);
@@ -101,7 +101,7 @@ PEER_MODULES = {"torch": {"torch"}, "keras": {"keras", "tensorflow"}}
 NOTES = [
     "Every framework trains on the same resident random batch (N(0,1) images, one-hot "
     "targets); the input pipeline is measured separately.",
-    "ferjax's training step is its production step: ferjax.sweep's jitted, vmapped (K=1), "
+    "ferjax's training step is its production step: ferjax.train.group's jitted, vmapped (K=1), "
     "donated step, including the center loss (lambda=0.1) and Wen's center update. The peers "
     "train with Adam + softmax cross-entropy only (center loss skipped: an 8-row update on "
     "96/1024-wide features, negligible next to the convolutions).",

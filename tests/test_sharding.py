@@ -9,7 +9,7 @@ SCRIPT = textwrap.dedent("""
     import jax, numpy as np
     assert jax.device_count() == 2, jax.devices()
     from ferjax.config import DataConfig, LossConfig, ModelConfig, RunConfig
-    from ferjax.sweep import Placement, create_states, member
+    from ferjax.train.group import Placement, create_states, member
 
     def cfg(lam, seed):
         return RunConfig(data=DataConfig(features="O-L", batch_size=16), model=ModelConfig(name="light"),

@@ -8,8 +8,8 @@ import pytest
 from ferjax import cli
 from ferjax.config import DataConfig, LossConfig, ModelConfig, OptimConfig, RunConfig
 from ferjax.data.synthetic import make_synthetic
-from ferjax.sweep import Placement, create_states, member
 from ferjax.train import checkpoint
+from ferjax.train.group import Placement, create_states, member
 from ferjax.train.loop import NonFiniteLossError, train, train_group
 from ferjax.train.state import state_arrays
 

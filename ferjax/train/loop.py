@@ -25,8 +25,8 @@ from ferjax.data.pipeline import eval_batches, train_batches
 from ferjax.data.records import Dataset, LabeledSplit
 from ferjax.data.votes import label_split
 from ferjax.metrics import summarize
-from ferjax.sweep import Placement, check_group, create_states, member
 from ferjax.train import checkpoint
+from ferjax.train.group import Placement, check_group, create_states, member
 from ferjax.train.state import learning_rate_schedule, state_arrays, with_arrays
 
 
