@@ -4,46 +4,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import jax
-import numpy as np
 
-from ferjax.config import RunConfig
 from ferjax.data.ferplus import load_dataset
 from ferjax.data.pipeline import eval_batches
 from ferjax.data.votes import label_split
-from ferjax.features import num_channels
 from ferjax.metrics import summarize
-from ferjax.models import build_model, init_params
-from ferjax.train import checkpoint
+from ferjax.models import build_model
+from ferjax.train.checkpoint import load_run
 from ferjax.train.step import eval_step
-
-
-def best_dir(path: str | Path) -> Path:
-    """Accepts a run directory (holding best/) or the best/ directory itself."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"checkpoint directory {path} does not exist")
-    for candidate in (path / "best", path):
-        if checkpoint.latest_step(candidate) is not None:
-            return candidate
-    raise checkpoint.CheckpointError(f"no kept checkpoint in {path} (expected {path}/best from `ferjax train`)")
-
-
-def load_run(path: str | Path) -> tuple[RunConfig, dict, dict]:
-    """(config, {'params', 'centers'}, meta) of the kept checkpoint; the config travels inside."""
-    d = best_dir(path)
-    meta = checkpoint.read_meta(d)
-    if "config" not in meta:
-        raise checkpoint.CheckpointError(f"{d} has no stored config; was it written by ferjax train?")
-    cfg = RunConfig.from_dict(meta["config"])
-    model = build_model(cfg.model.name)
-    params = jax.eval_shape(lambda: init_params(model, jax.random.PRNGKey(0),
-                                                num_channels(cfg.data.features), cfg.data.image_size))
-    feature_dim = jax.eval_shape(lambda p: model.apply(
-        {"params": p}, jax.numpy.zeros((1, cfg.data.image_size, cfg.data.image_size,
-                                        num_channels(cfg.data.features))))[1], params).shape[-1]
-    like = {"params": params, "centers": jax.ShapeDtypeStruct((8, feature_dim), np.float32)}
-    arrays, meta = checkpoint.restore(d, like)
-    return cfg, arrays, meta
 
 
 def evaluate(path: str | Path, data: str | None = None, split: str = "valid",

@@ -48,7 +48,7 @@ def _check_out(out: Path) -> None:
 def _load(checkpoint):
     import jax
 
-    from ferjax.evaluate import load_run
+    from ferjax.train.checkpoint import load_run
     from ferjax.features import num_channels
     from ferjax.models import build_model
     if checkpoint is None:

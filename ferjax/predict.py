@@ -142,7 +142,7 @@ class Predictor:
     @classmethod
     def from_checkpoint(cls, path: str | Path | None = None, **kw) -> "Predictor":
         """A run directory from `ferjax train` (or its best/); None: the shipped model."""
-        from ferjax.evaluate import load_run
+        from ferjax.train.checkpoint import load_run
         from ferjax.models import build_model
         if path is None:
             from ferjax.assets import shipped_checkpoint

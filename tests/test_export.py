@@ -9,7 +9,7 @@ import tensorflow as tf
 
 from ferjax import cli
 from ferjax.data.pipeline import preprocess_numpy
-from ferjax.evaluate import load_run
+from ferjax.train.checkpoint import load_run
 from ferjax.export import METADATA, TFLITE_NAME, ExportError, export
 from ferjax.models import build_model
 

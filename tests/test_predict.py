@@ -156,7 +156,7 @@ def test_predict_matches_the_model_on_training_preprocessing(predictor, tiny_run
     import jax
 
     from ferjax.data.pipeline import preprocess_numpy
-    from ferjax.evaluate import load_run
+    from ferjax.train.checkpoint import load_run
     from ferjax.models import build_model
     cfg, arrays, _ = load_run(tiny_run)
     x = preprocess_numpy(synth_faces, cfg.data.features, cfg.data.image_size)

@@ -1,13 +1,20 @@
 """Orbax checkpoints that survive a kill: each save is committed atomically by orbax's
 CheckpointManager, the previous one is removed only after the new one is complete, and the
-run's config travels inside the checkpoint (as JSON beside the arrays)."""
+run's config travels inside the checkpoint (as JSON beside the arrays). `load_run` reads a
+kept run back (config, parameters, centers) for evaluate, predict and export."""
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
 import jax
+import numpy as np
 import orbax.checkpoint as ocp
+
+from ferjax.classes import NUM_CLASSES
+from ferjax.config import RunConfig
+from ferjax.features import num_channels
+from ferjax.models import build_model, init_params
 
 
 class CheckpointError(ValueError):
@@ -67,3 +74,32 @@ def restore(directory: Path, like) -> tuple[object, dict]:
     finally:
         mngr.close()
     return out["state"], out["meta"]
+
+
+def best_dir(path: str | Path) -> Path:
+    """Accepts a run directory (holding best/) or the best/ directory itself."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"checkpoint directory {path} does not exist")
+    for candidate in (path / "best", path):
+        if latest_step(candidate) is not None:
+            return candidate
+    raise CheckpointError(f"no kept checkpoint in {path} (expected {path}/best from `ferjax train`)")
+
+
+def load_run(path: str | Path) -> tuple[RunConfig, dict, dict]:
+    """(config, {'params', 'centers'}, meta) of the kept checkpoint; the config travels inside."""
+    d = best_dir(path)
+    meta = read_meta(d)
+    if "config" not in meta:
+        raise CheckpointError(f"{d} has no stored config; was it written by ferjax train?")
+    cfg = RunConfig.from_dict(meta["config"])
+    model = build_model(cfg.model.name)
+    params = jax.eval_shape(lambda: init_params(model, jax.random.PRNGKey(0),
+                                                num_channels(cfg.data.features), cfg.data.image_size))
+    feature_dim = jax.eval_shape(lambda p: model.apply(
+        {"params": p}, jax.numpy.zeros((1, cfg.data.image_size, cfg.data.image_size,
+                                        num_channels(cfg.data.features))))[1], params).shape[-1]
+    like = {"params": params, "centers": jax.ShapeDtypeStruct((NUM_CLASSES, feature_dim), np.float32)}
+    arrays, meta = restore(d, like)
+    return cfg, arrays, meta
