@@ -20,10 +20,9 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ferjax.config import RunConfig
-from ferjax.data.ferplus import load_dataset
 from ferjax.data.pipeline import eval_batches, train_batches
 from ferjax.data.records import Dataset, LabeledSplit
-from ferjax.data.votes import label_split
+from ferjax.data.splits import labeled_splits
 from ferjax.metrics import summarize
 from ferjax.train import checkpoint
 from ferjax.train.group import Placement, check_group, create_states, member
@@ -36,22 +35,6 @@ class NonFiniteLossError(ArithmeticError):
 
 def run_name(cfg: RunConfig) -> str:
     return f"{cfg.model.name}-{cfg.data.features}-{cfg.loss.name}-lam{cfg.loss.lam:g}-seed{cfg.seed}"
-
-
-def labeled_splits(cfg: RunConfig, dataset: Dataset | None = None) -> tuple[dict[str, LabeledSplit], str]:
-    """The label mode's splits; `train_subset`/`valid_subset` take fixed random subsets (a reduced run)."""
-    ds = dataset if dataset is not None else load_dataset(
-        cfg.data.data, synthetic_per_class=cfg.data.synthetic_per_class)
-    splits = {name: label_split(raw, cfg.data.label_mode) for name, raw in ds.splits.items()}
-    if "train" not in splits or "valid" not in splits:
-        raise ValueError(f"{ds.source}: training needs a train and a valid split, found "
-                         f"{sorted(splits) or 'none'}")
-    for name, n in (("train", cfg.data.train_subset), ("valid", cfg.data.valid_subset)):
-        if 0 < n < len(splits[name]):
-            t = splits[name]
-            idx = np.sort(np.random.default_rng(0).permutation(len(t))[:n])
-            splits[name] = LabeledSplit(t.images[idx], t.targets[idx], t.labels[idx])
-    return splits, ds.source
 
 
 def evaluate_stacked(eval_fn, placement: Placement, state, split: LabeledSplit, cfg: RunConfig) -> list[dict]:
