@@ -23,7 +23,7 @@ def evaluate(path: str | Path, data: str | None = None, split: str = "valid",
     labeled = label_split(ds.splits[split], cfg.data.label_mode)
     model = build_model(cfg.model.name)   # this machine's fastest conv: the parameters are the same
 
-    step = jax.jit(lambda p, b: eval_step(_with_params(model, p), b))
+    step = jax.jit(lambda p, b: eval_step(model.apply, p, b))
     sums = None
     for batch in eval_batches(labeled, feature_set=cfg.data.features, batch_size=batch_size,
                               image_size=cfg.data.image_size):
@@ -35,12 +35,3 @@ def evaluate(path: str | Path, data: str | None = None, split: str = "valid",
                    "label_mode": cfg.data.label_mode, "loss": cfg.loss.name, "lam": cfg.loss.lam,
                    "epoch": meta.get("epoch"), "trained_on_reduced_data": meta.get("reduced", False)})
     return result
-
-
-class _ParamsOnly:
-    def __init__(self, apply_fn, params):
-        self.apply_fn, self.params = apply_fn, params
-
-
-def _with_params(model, params):
-    return _ParamsOnly(model.apply, params)

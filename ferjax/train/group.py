@@ -120,5 +120,7 @@ def _jitted_train_step(placement: Placement, sample_targets: bool):
 
 @functools.lru_cache(maxsize=None)
 def _jitted_eval_step(placement: Placement):
-    return jax.jit(jax.vmap(eval_step, in_axes=(0, None)),
-                   in_shardings=(placement.state, placement.batch), out_shardings=placement.state)
+    def step(state, batch):
+        return jax.vmap(lambda params, b: eval_step(state.apply_fn, params, b),
+                        in_axes=(0, None))(state.params, batch)
+    return jax.jit(step, in_shardings=(placement.state, placement.batch), out_shardings=placement.state)

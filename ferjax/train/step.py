@@ -1,5 +1,8 @@
-"""The pure, jittable train and eval steps of one run. A sweep vmaps these over stacked states."""
+"""The pure, jittable train and eval steps of one run. A run group vmaps these over stacked
+states (train) or stacked parameters (eval)."""
 from __future__ import annotations
+
+from typing import Callable
 
 import jax
 import jax.numpy as jnp
@@ -36,9 +39,10 @@ def train_step(state: TrainState, batch: dict, sample_targets: bool = False):
     return new_state, metrics
 
 
-def eval_step(state: TrainState, batch: dict) -> dict:
-    """Sums over the batch (padding masked out): correct, count, loss and the confusion matrix."""
-    logits, _ = state.apply_fn({"params": state.params}, batch["image"], train=False)
+def eval_step(apply_fn: Callable, params, batch: dict) -> dict:
+    """Sums over the batch (padding masked out): correct, count, loss and the confusion matrix.
+    Needs only the model's apply function and parameters, no optimiser state."""
+    logits, _ = apply_fn({"params": params}, batch["image"], train=False)
     mask = batch.get("mask", jnp.ones(batch["label"].shape, jnp.float32))
     pred = jnp.argmax(logits, -1)
     nll = -jnp.sum(batch["target"] * jax.nn.log_softmax(logits), axis=-1)
