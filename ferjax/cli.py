@@ -5,7 +5,7 @@ import argparse
 import json
 import sys
 
-from ferjax.config import CONV_NAMES
+from ferjax.config import CONV_NAMES, FEATURE_SET_NAMES, LABEL_MODE_NAMES, MODEL_NAMES
 from ferjax.devices import add_argument as add_device_argument
 
 
@@ -86,20 +86,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("data-info", help="read a dataset and print its splits and class counts")
     d.add_argument("--data", default="synthetic", help="FERPlus folder, Kaggle-CSV folder, or 'synthetic'")
-    d.add_argument("--label-mode", default="majority",
-                   choices=["majority", "probability", "crossentropy", "multi_target"])
+    d.add_argument("--label-mode", default="majority", choices=LABEL_MODE_NAMES)
     d.add_argument("--json", action="store_true")
     d.set_defaults(func=_cmd_data_info)
 
     t = sub.add_parser("train", help="train one configuration (resumes when --workdir holds a run)")
-    t.add_argument("--model", default="light", choices=["vgg13", "light"])
-    t.add_argument("--features", default="O", choices=["O", "O-S", "O-L", "O-S-L"])
+    t.add_argument("--model", default="light", choices=MODEL_NAMES)
+    t.add_argument("--features", default="O", choices=FEATURE_SET_NAMES)
     t.add_argument("--loss", default="SL", choices=["SL", "TL"], help="SL: softmax; TL: + lambda x center loss")
     t.add_argument("--lam", type=float, default=0.1, help="center-loss weight for --loss TL")
     t.add_argument("--alpha", type=float, default=0.5, help="center update rate")
     t.add_argument("--data", default="synthetic")
-    t.add_argument("--label-mode", default="majority",
-                   choices=["majority", "probability", "crossentropy", "multi_target"])
+    t.add_argument("--label-mode", default="majority", choices=LABEL_MODE_NAMES)
     t.add_argument("--epochs", type=int, default=10)
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--batch-size", type=int, default=64)

@@ -10,9 +10,9 @@ ModelName = Literal["vgg13", "light"]
 ConvImpl = Literal["auto", "xla", "matmul", "lax"]
 CONV_NAMES: tuple[str, ...] = get_args(ConvImpl)
 
-FEATURE_SET_NAMES: tuple[str, ...] = ("O", "O-S", "O-L", "O-S-L")
-LABEL_MODE_NAMES: tuple[str, ...] = ("majority", "probability", "crossentropy", "multi_target")
-MODEL_NAMES: tuple[str, ...] = ("vgg13", "light")
+FEATURE_SET_NAMES: tuple[str, ...] = get_args(FeatureSet)
+LABEL_MODE_NAMES: tuple[str, ...] = get_args(LabelMode)
+MODEL_NAMES: tuple[str, ...] = get_args(ModelName)
 
 
 def _check(value, allowed, what):

@@ -16,13 +16,14 @@ import pytest
 
 from ferjax import cli
 from ferjax.classes import CLASS_NAMES, VOTE_COLUMNS
+from ferjax.config import LABEL_MODE_NAMES
 from ferjax.data import cache
 from ferjax.data import ferplus
 from ferjax.data.ferplus import DataError, load_dataset, read_ferplus_folders, read_kaggle_csv
 from ferjax.data.info import data_info, format_data_info
 from ferjax.data.records import RawSplit
 from ferjax.data.synthetic import PROTOTYPES, draw_face, make_synthetic, sample_looks
-from ferjax.data.votes import LABEL_MODES, label_split, process_votes
+from ferjax.data.votes import label_split, process_votes
 
 REPO = Path(__file__).resolve().parents[1]
 REAL_DATA = Path(__file__).resolve().parents[1].parent / "shared/data/ferplus"
@@ -120,7 +121,7 @@ def test_single_votes_are_outliers():
     keep, target = one_row([5, 1, 1, 1, 1, 1, 0, 0, 0, 0], "majority")
     assert keep and np.array_equal(target, onehot(0))
     # All single votes: nothing left, no division by zero, dropped in every mode.
-    for mode in LABEL_MODES:
+    for mode in LABEL_MODE_NAMES:
         assert not one_row([1] * 10, mode)[0]
         assert not one_row([0] * 10, mode)[0]
 

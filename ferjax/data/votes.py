@@ -13,16 +13,16 @@ import sys
 import numpy as np
 
 from ferjax.classes import NUM_CLASSES, NUM_VOTES
+from ferjax.config import LABEL_MODE_NAMES
 from ferjax.data.records import LabeledSplit, RawSplit
 
-LABEL_MODES: tuple[str, ...] = ("majority", "probability", "crossentropy", "multi_target")
 UNKNOWN = NUM_VOTES - 2                 # index of the "unknown" vote column
 MULTI_TARGET_EPSILON = 0.001            # reference: avoids log(0) in the multi-target loss
 
 
 def check_mode(mode: str) -> None:
-    if mode not in LABEL_MODES:
-        raise ValueError(f"unknown label mode {mode!r}; choose one of {', '.join(LABEL_MODES)}")
+    if mode not in LABEL_MODE_NAMES:
+        raise ValueError(f"unknown label mode {mode!r}; choose one of {', '.join(LABEL_MODE_NAMES)}")
 
 
 def _emotion_row(raw: list[float], mode: str) -> list[float]:

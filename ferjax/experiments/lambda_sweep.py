@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ferjax.config import FEATURE_SET_NAMES
 from ferjax.experiments import common
 from ferjax.experiments.paper import Row
 
@@ -37,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", default="light", choices=["light", "vgg13"])
     p.add_argument("--lams", type=float, nargs="+", default=[0.001, 0.01, 0.1, 0.5, 1.0])
     p.add_argument("--feature-sets", nargs="+", default=["O", "O-S", "O-L"],
-                   choices=["O", "O-S", "O-L", "O-S-L"])
+                   choices=FEATURE_SET_NAMES)
     p.add_argument("--replot", type=Path, metavar="JSON",
                    help="redraw the table and figure of a finished sweep's lambda_sweep.json, no training")
     argv = sys.argv[1:] if argv is None else argv
