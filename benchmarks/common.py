@@ -1,7 +1,7 @@
 """Helpers shared by the benchmark workers: step timing, peak memory, machine facts.
 
-Nothing here imports JAX, PyTorch or TensorFlow: each worker process loads only the
-framework it measures.
+Nothing here imports JAX, PyTorch or TensorFlow (ferjax.classes and ferjax.devices are plain
+Python): each worker process loads only the framework it measures.
 """
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ from typing import Callable
 
 import numpy as np
 
-NUM_CLASSES = 8
+from ferjax.classes import NUM_CLASSES
+from ferjax.devices import usable_cores
 
 
 MIN_TIME_S = float(os.environ.get("FERJAX_BENCH_MIN_TIME", "0"))
@@ -81,11 +82,7 @@ def cpu_model() -> str:
 
 
 def cores() -> dict:
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:
-        usable = os.cpu_count()
-    return {"logical": os.cpu_count(), "usable": usable}
+    return {"logical": os.cpu_count(), "usable": usable_cores()}
 
 
 def load_average() -> list[float]:

@@ -28,8 +28,6 @@ the test suite checks the warp against scipy.ndimage.affine_transform on every p
 from __future__ import annotations
 
 import functools
-
-import os
 from typing import Callable, Iterator
 
 import numpy as np
@@ -38,6 +36,7 @@ import tensorflow as tf
 from ferjax import features
 from ferjax.classes import IMAGE_SIDE
 from ferjax.data.records import LabeledSplit
+from ferjax.devices import usable_cores
 
 Batch = dict[str, tf.Tensor]
 Op = Callable[[Batch], Batch]
@@ -227,17 +226,10 @@ def steps_per_epoch(n: int, batch_size: int) -> int:
     return n // batch_size
 
 
-def _cpu_count() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
-
-
 def _options() -> tf.data.Options:
     # Parallelism comes from mapping several batches at once; one thread per op avoids
     # oversubscribing the cores (and leaves them to the training step).
-    cores = _cpu_count()
+    cores = usable_cores()
     options = tf.data.Options()
     options.deterministic = True
     options.threading.private_threadpool_size = cores
