@@ -21,11 +21,9 @@ def center_loss(features: jax.Array, labels: jax.Array, centers: jax.Array) -> j
 
 
 def update_centers(centers: jax.Array, features: jax.Array, labels: jax.Array,
-                   alpha: jax.Array, weights: jax.Array | None = None) -> jax.Array:
+                   alpha: jax.Array) -> jax.Array:
     """Wen et al. (2016), eq. 4: c_j <- c_j - alpha * sum_{i:y_i=j}(c_j - f_i) / (1 + n_j)."""
     one_hot = jax.nn.one_hot(labels, centers.shape[0], dtype=features.dtype)
-    if weights is not None:
-        one_hot = one_hot * weights[:, None]
     counts = one_hot.sum(axis=0)                                   # n_j
     sums = one_hot.T @ jax.lax.stop_gradient(features)             # sum_{i:y_i=j} f_i
     delta = (counts[:, None] * centers - sums) / (1.0 + counts[:, None])

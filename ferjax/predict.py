@@ -19,7 +19,7 @@ import math
 import sys
 import time
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence, TextIO
+from typing import Iterable, Iterator, Sequence
 
 import cv2
 import numpy as np
@@ -325,14 +325,13 @@ def _format_faces(faces: list[Face]) -> list[str]:
 
 def run_predict(paths: Sequence[str], checkpoint: str | None = None, as_json: bool = False,
                 annotate_dir: str | None = None, *, cascade: str = DEFAULT_CASCADE,
-                video_every_seconds: float = VIDEO_EVERY_SECONDS, predictor: Predictor | None = None,
-                out: TextIO | None = None, err: TextIO | None = None) -> int:
+                predictor: Predictor | None = None) -> int:
     """`ferjax predict`: one result per image (per sampled frame for videos), in input order.
 
     An input that fails is reported (its "error") and the others are still processed.
     Returns 0, or 1 when any input failed. A summary line goes to stderr.
     """
-    out, err = out or sys.stdout, err or sys.stderr
+    out, err = sys.stdout, sys.stderr
     predictor = predictor or Predictor.from_checkpoint(checkpoint, cascade=cascade)
     annotator = _Annotator(Path(annotate_dir)) if annotate_dir else None
     items = expand_inputs(paths, exclude=Path(annotate_dir) if annotate_dir else None)
@@ -387,7 +386,7 @@ def run_predict(paths: Sequence[str], checkpoint: str | None = None, as_json: bo
 
     def run_video(item: _Input) -> None:
         try:
-            frames = video_frames(item.path, video_every_seconds)
+            frames = video_frames(item.path)
             while True:
                 chunk = [(i, t, f, predictor.detect(f)) for i, t, f in _take(frames, CHUNK_IMAGES)]
                 if not chunk:

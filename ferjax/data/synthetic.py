@@ -78,8 +78,8 @@ def _p(x: float, y: float) -> tuple[int, int]:
     return int(round(x * (1 << SHIFT))), int(round(y * (1 << SHIFT)))
 
 
-def _ellipse(img, cx, cy, ax, ay, color, thickness=-1, angle=0.0, start=0, end=360) -> None:
-    cv2.ellipse(img, _p(cx, cy), _p(max(ax, 0.3), max(ay, 0.3)), angle, start, end, color,
+def _ellipse(img, cx, cy, ax, ay, color, thickness=-1, start=0, end=360) -> None:
+    cv2.ellipse(img, _p(cx, cy), _p(max(ax, 0.3), max(ay, 0.3)), 0.0, start, end, color,
                 thickness, cv2.LINE_AA, SHIFT)
 
 

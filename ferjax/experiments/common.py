@@ -94,9 +94,11 @@ def row_configs(row: Row, model: str, profile: Profile, args, seed: int) -> RunC
         epochs=profile.epochs, seed=seed, data_seed=0)
 
 
-def run_rows(rows, model: str, profile: Profile, args, log=None) -> dict[str, list[dict]]:
+def run_rows(rows, model: str, profile: Profile, args) -> dict[str, list[dict]]:
     """Trains every (row, seed), one vmapped group per feature set; returns summaries by row name."""
-    log = log or (lambda msg: print(msg, flush=True))
+    def log(msg: str) -> None:
+        print(msg, flush=True)
+
     groups: dict[str, list[tuple[Row, int]]] = defaultdict(list)
     for row in rows:
         for seed in range(profile.seeds):

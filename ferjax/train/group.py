@@ -72,9 +72,8 @@ class Placement:
     mesh: Mesh
 
     @classmethod
-    def create(cls, num_runs: int, batch_size: int, devices=None,
-               shard_runs: bool = True) -> "Placement":
-        devices = list(devices if devices is not None else jax.devices())
+    def create(cls, num_runs: int, batch_size: int, shard_runs: bool = True) -> "Placement":
+        devices = jax.devices()
         runs_axis = math.gcd(num_runs, len(devices)) if shard_runs else 1
         data_axis = math.gcd(len(devices) // runs_axis, batch_size)
         grid = np.asarray(devices[: runs_axis * data_axis]).reshape(runs_axis, data_axis)
