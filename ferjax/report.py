@@ -11,7 +11,9 @@ from ferjax.classes import CLASS_NAMES
 def provenance(result: dict) -> str:
     reduced = (f"REDUCED: {result['train_images']} train / {result.get('valid_images')} valid images, "
                if result.get("reduced") else "")
-    return (f"data: {result['data']}; profile: {result['profile']} ({reduced}{result['epochs']} epochs, "
+    size = result.get("image_size", 64)
+    size = f"{size}x{size} inputs (the study: 64x64), " if size != 64 else ""
+    return (f"data: {result['data']}; profile: {result['profile']} ({reduced}{size}{result['epochs']} epochs, "
             f"{result['seeds_per_row']} seed(s) per row, seeds {sorted({s for r in result['rows'] for s in r['seeds']})}); "
             f"accuracy: {result['accuracy_split']} split at each run's best-validation epoch")
 

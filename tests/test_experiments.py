@@ -7,6 +7,10 @@ from ferjax.experiments.common import table_main
 from ferjax.experiments.paper import TABLE2
 from ferjax.experiments.publish import publish
 
+def strict(token):
+    raise AssertionError(f"{token} in JSON: not strict JSON")
+
+
 TINY = ["--epochs", "1", "--seeds", "2", "--synthetic-per-class", "12", "--batch-size", "16", "--no-progress"]
 
 
@@ -15,14 +19,18 @@ def test_table2_writes_paper_shaped_outputs_and_publishes_checkpoints(tmp_path, 
     assert table_main("table2", TINY + ["--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "quick profile" in printed and "data: synthetic" in printed
-    result = json.loads((out / "table2.json").read_text())
+    assert "NOT the paper's" in printed and "--data DIR" in printed and "microsoft/FERPlus" in printed
+    result = json.loads((out / "table2.json").read_text(), parse_constant=strict)
     assert [r["row"] for r in result["rows"]] == [r.name for r in TABLE2]
     assert result["profile"] == "quick" and result["accuracy_split"] == "test"
     for r in result["rows"]:
         assert r["runs"] == 2 and r["min"] <= r["avg"] <= r["max"] and len(r["per_class"]) == 8
     for png in ("table2_fig2_configurations.png", "table2_fig4_per_class.png"):
         assert (out / png).read_bytes()[:4] == b"\x89PNG"
-    assert "| base+S+TL | 0.01 |" in (out / "table2.md").read_text()
+    md = (out / "table2.md").read_text()
+    assert "| base+S+TL | 0.01 |" in md and "built-in synthetic data" in md.splitlines()[0]
+    for r in TABLE2:                                        # one line per row
+        assert sum(line.startswith(f"| {r.name} |") for line in md.splitlines()) == 1
 
     index = tmp_path / "checkpoints.json"
     entries = publish(out / "table2.json", tmp_path / "published", index, tmp_path)
@@ -37,7 +45,7 @@ def test_lambda_sweep_writes_figure_3(tmp_path, capsys):
     out = tmp_path / "sweep"
     argv = TINY + ["--feature-sets", "O-L", "--lams", "0.01", "1", "--out", str(out)]
     assert lambda_sweep.main(argv) == 0
-    result = json.loads((out / "lambda_sweep.json").read_text())
+    result = json.loads((out / "lambda_sweep.json").read_text(), parse_constant=strict)
     assert [p["lam"] for p in result["curves"]["O-L"]] == [0.01, 1.0]
     assert (out / "lambda_sweep_fig3.png").read_bytes()[:4] == b"\x89PNG"
     table = (out / "lambda_sweep.md").read_text()
@@ -45,3 +53,16 @@ def test_lambda_sweep_writes_figure_3(tmp_path, capsys):
     (out / "lambda_sweep.md").unlink()
     assert lambda_sweep.main(["--replot", str(out / "lambda_sweep.json")]) == 0   # no training
     assert (out / "lambda_sweep.md").read_text() == table
+
+
+def test_quick_table2_rows_learn_on_a_smaller_budget(tmp_path):
+    """Issue #16: a default (quick, built-in data) row must not sit at chance (12.5%) or the
+    majority class. The O rows (SL and TL, lambda 0.5) of the quick profile on less data."""
+    out = tmp_path / "t2"
+    argv = ["--feature-sets", "O", "--epochs", "8", "--synthetic-per-class", "150", "--batch-size", "32",
+            "--no-progress", "--out", str(out)]
+    assert table_main("table2", argv) == 0
+    result = json.loads((out / "table2.json").read_text())
+    assert [r["row"] for r in result["rows"]] == ["base+SL", "base+TL"]
+    for r in result["rows"]:
+        assert r["avg"] >= 30.0, r

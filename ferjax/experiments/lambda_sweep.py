@@ -18,6 +18,10 @@ from ferjax.experiments import common
 from ferjax.experiments.paper import Row
 
 
+LAMS = (0.001, 0.01, 0.1, 0.5, 1.0)
+QUICK_LAMS = (0.01, 0.1, 1.0)
+
+
 def sweep_rows(feature_sets, lams) -> list[Row]:
     return [Row(f"{fs}-lam{lam:g}", fs, lam, float("nan")) for fs in feature_sets for lam in lams]
 
@@ -35,7 +39,9 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m ferjax.experiments.lambda_sweep", description=__doc__)
     common.add_arguments(p, default_out="results/lambda_sweep")
     p.add_argument("--model", default="light", choices=["light", "vgg13"])
-    p.add_argument("--lams", type=float, nargs="+", default=[0.001, 0.01, 0.1, 0.5, 1.0])
+    p.add_argument("--lams", type=float, nargs="+", default=None,
+                   help=f"default: {' '.join(map(str, LAMS))}; the quick profile: "
+                        f"{' '.join(map(str, QUICK_LAMS))}")
     p.add_argument("--feature-sets", nargs="+", default=["O", "O-S", "O-L"],
                    choices=["O", "O-S", "O-L", "O-S-L"])
     p.add_argument("--replot", type=Path, metavar="JSON",
@@ -47,9 +53,11 @@ def main(argv: list[str] | None = None) -> int:
         write_outputs(result, args.replot.parent)
         print(markdown_lambda(result))
         return 0
+    profile = common.resolve_profile(args, args.model)
+    if args.lams is None:      # quick: three points, so the default run stays a few minutes
+        args.lams = QUICK_LAMS if profile.name == "quick" else LAMS
     if any(lam <= 0 for lam in args.lams):
         p.error("--lams must be positive (a log axis); lambda = 0 is the SL row of table1/table2")
-    profile = common.resolve_profile(args, args.model)
     command = " ".join(["python -m ferjax.experiments.lambda_sweep", *argv])
     common.announce(args, command)
     common.setup_devices(args)
@@ -65,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
                         "max": float(np.max(accs)), "accuracies": accs})
         curves[fs] = pts
     result = {"title": f"Figure 3: accuracy vs lambda ({args.model})", "model": args.model,
-              "profile": profile.name, "epochs": profile.epochs, "seeds_per_row": profile.seeds,
+              "profile": profile.name, "epochs": profile.epochs, "image_size": profile.image_size, "seeds_per_row": profile.seeds,
               "data": first["data"], "train_images": first["train_images"], "reduced": first["reduced"],
               "accuracy_split": common.reported(first)[1],
               "command": command,
