@@ -63,18 +63,21 @@ def _finish(procs: list[subprocess.Popen], timeout: float = RUN_TIMEOUT) -> list
     return out
 
 
-def _wait_for_line(proc: subprocess.Popen, prefix: str, timeout: float) -> bool:
-    """Reads proc's output until a line starts with prefix (True) or timeout (False)."""
-    found = threading.Event()
+def _wait_for_line(proc: subprocess.Popen, prefix: str, timeout: float) -> tuple[bool, list[str]]:
+    """Reads proc's output until a line starts with prefix (True), it ends or timeout (False)."""
+    done, seen, found = threading.Event(), [], []
 
     def read():
         for line in proc.stdout:
+            seen.append(line)
             if line.startswith(prefix):
-                found.set()
-                return
+                found.append(line)
+                break
+        done.set()
 
     threading.Thread(target=read, daemon=True).start()
-    return found.wait(timeout)
+    done.wait(timeout)
+    return bool(found), seen
 
 
 def _params(workdir: Path) -> tuple[dict, int]:
@@ -125,11 +128,12 @@ def test_two_processes_train_like_one_process_on_two_devices(two_processes, tmp_
 
 def test_killed_process_stops_the_other_and_the_job_resumes(two_processes, tmp_path):
     workdir = tmp_path / "killed"
-    procs = _start(workdir, extra=("--heartbeat-timeout", "10", "--collective-timeout", "30"))
+    procs = _start(workdir, extra=("--heartbeat-timeout", "30", "--collective-timeout", "60"))
     try:
         victim, survivor = procs[1], procs[0]
         # process 1 logs each finished epoch, after its checkpoint is saved
-        assert _wait_for_line(victim, "epoch 1/", RUN_TIMEOUT), "no epoch finished in time"
+        ok, seen = _wait_for_line(victim, "epoch 1/", RUN_TIMEOUT)
+        assert ok, "process 1 finished no epoch:\n" + "".join(seen)[-3000:]
         victim.send_signal(signal.SIGKILL)
         t0 = time.time()
         rc, text = _finish([survivor], timeout=120)[0]
@@ -137,7 +141,7 @@ def test_killed_process_stops_the_other_and_the_job_resumes(two_processes, tmp_p
     finally:
         _finish(procs, timeout=5)
     assert rc != 0, text[-3000:]
-    assert waited < 60, f"process 0 took {waited:.0f}s to stop"
+    assert waited < 90, f"process 0 took {waited:.0f}s to stop"
     assert "failed" in text or "fatal" in text, text[-3000:]
 
     # the same command again: it resumes after the last saved epoch and ends where an
