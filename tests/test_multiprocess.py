@@ -1,0 +1,158 @@
+"""Two processes on localhost joined by jax.distributed (one CPU device each, gloo collectives)
+train like one process on two devices; a killed process stops the other; the job resumes.
+
+Each test starts `python -m ferjax train` processes; every wait has a timeout, so nothing hangs.
+"""
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+
+from ferjax.config import RunConfig
+from ferjax.sweep import create_states
+from ferjax.train import checkpoint
+from ferjax.train.state import state_arrays
+
+pytestmark = pytest.mark.slow
+REPO = Path(__file__).resolve().parents[1]
+EPOCHS = 3
+TRAIN = ["--synthetic-per-class", "24", "--batch-size", "32", "--epochs", str(EPOCHS), "--no-progress"]
+RUN_TIMEOUT = 900        # seconds for a whole run of the job: 1-2 minutes idle, far more on a loaded host
+
+
+def _env(devices: int) -> dict:
+    return dict(os.environ, PYTHONPATH=str(REPO), JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="2",
+                XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _start(workdir: Path, n: int = 2, extra=()) -> list[subprocess.Popen]:
+    port = _free_port()
+    return [subprocess.Popen(
+        [sys.executable, "-m", "ferjax", "train", "--workdir", str(workdir), *TRAIN, "--cpu-devices", "1",
+         "--num-processes", str(n), "--process-id", str(i), "--coordinator-address", f"127.0.0.1:{port}",
+         *extra], env=_env(1), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for i in range(n)]
+
+
+def _finish(procs: list[subprocess.Popen], timeout: float = RUN_TIMEOUT) -> list[tuple[int, str]]:
+    deadline, out = time.time() + timeout, []
+    try:
+        for p in procs:
+            text, _ = p.communicate(timeout=max(1.0, deadline - time.time()))
+            out.append((p.returncode, text))
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.communicate()
+    return out
+
+
+def _wait_for_line(proc: subprocess.Popen, prefix: str, timeout: float) -> tuple[bool, list[str]]:
+    """Reads proc's output until a line starts with prefix (True), it ends or timeout (False)."""
+    done, seen, found = threading.Event(), [], []
+
+    def read():
+        for line in proc.stdout:
+            seen.append(line)
+            if line.startswith(prefix):
+                found.append(line)
+                break
+        done.set()
+
+    threading.Thread(target=read, daemon=True).start()
+    done.wait(timeout)
+    return bool(found), seen
+
+
+def _params(workdir: Path) -> tuple[dict, int]:
+    """The latest checkpoint's parameters, restored here: one process, one device."""
+    cfg = RunConfig.from_dict(json.loads((workdir / "group.json").read_text())["configs"][0])
+    arrays, meta = checkpoint.restore(workdir / "latest", state_arrays(create_states([cfg], 1)))
+    return jax.device_get(arrays["params"]), meta["epoch"]
+
+
+def _assert_same(a: dict, b: dict, atol: float) -> None:
+    for (path, x), y in zip(jax.tree_util.tree_leaves_with_path(a), jax.tree.leaves(b)):
+        np.testing.assert_allclose(np.asarray(x), np.asarray(y), atol=atol, rtol=0, err_msg=str(path))
+
+
+@pytest.fixture(scope="module")
+def two_processes(tmp_path_factory) -> Path:
+    workdir = tmp_path_factory.mktemp("mp") / "two"
+    results = _finish(_start(workdir))
+    for i, (rc, text) in enumerate(results):
+        assert rc == 0, f"process {i}:\n{text[-3000:]}"
+    assert '"best_epoch"' in results[0][1] and '"best_epoch"' not in results[1][1]  # process 0 reports
+    return workdir
+
+
+def test_two_processes_train_like_one_process_on_two_devices(two_processes, tmp_path):
+    one = tmp_path / "one"
+    rc, text = _finish([subprocess.Popen(
+        [sys.executable, "-m", "ferjax", "train", "--workdir", str(one), *TRAIN, "--cpu-devices", "2"],
+        env=_env(2), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)])[0]
+    assert rc == 0, text[-3000:]
+    assert "on 2 device(s)" in text
+    # the same global batch split the same way: the all-reduce of two halves is one addition,
+    # so the processes' result matches to float tolerance (here it is exact; Adam would amplify
+    # a reduction-order difference in its first steps, hence not a tighter claim)
+    (p2, e2), (p1, e1) = _params(two_processes), _params(one)
+    assert e2 == e1 == EPOCHS
+    _assert_same(p2, p1, atol=1e-5)
+    # process 0 alone wrote the metrics: one line per epoch, and the same figures
+    lines2 = [json.loads(x) for x in (two_processes / "metrics.jsonl").read_text().splitlines()]
+    lines1 = [json.loads(x) for x in (one / "metrics.jsonl").read_text().splitlines()]
+    assert [x["epoch"] for x in lines2] == list(range(1, EPOCHS + 1))
+    for a, b in zip(lines2, lines1):
+        assert a["train_loss"] == pytest.approx(b["train_loss"], abs=1e-4)
+        assert a["valid_accuracy"] == pytest.approx(b["valid_accuracy"])
+    # the kept best checkpoint (written once, by both processes together) reads back here
+    assert checkpoint.read_meta(two_processes / "best")["epoch"] >= 1
+
+
+def test_killed_process_stops_the_other_and_the_job_resumes(two_processes, tmp_path):
+    workdir = tmp_path / "killed"
+    procs = _start(workdir, extra=("--heartbeat-timeout", "30", "--collective-timeout", "60"))
+    try:
+        victim, survivor = procs[1], procs[0]
+        # process 1 logs each finished epoch, after its checkpoint is saved
+        ok, seen = _wait_for_line(victim, "epoch 1/", RUN_TIMEOUT)
+        assert ok, "process 1 finished no epoch:\n" + "".join(seen)[-3000:]
+        victim.send_signal(signal.SIGKILL)
+        t0 = time.time()
+        rc, text = _finish([survivor], timeout=120)[0]
+        waited = time.time() - t0
+    finally:
+        _finish(procs, timeout=5)
+    assert rc != 0, text[-3000:]
+    assert waited < 90, f"process 0 took {waited:.0f}s to stop"
+    assert "failed" in text or "fatal" in text, text[-3000:]
+
+    # the same command again: it resumes after the last saved epoch and ends where an
+    # uninterrupted run ends
+    results = _finish(_start(workdir))
+    for i, (rc, text) in enumerate(results):
+        assert rc == 0, f"process {i}:\n{text[-3000:]}"
+    resumed = [ln for ln in results[0][1].splitlines() if ln.startswith("resuming")]
+    assert resumed and int(resumed[0].rsplit(" ", 1)[1]) in range(1, EPOCHS), results[0][1][-3000:]
+    (p, e), (ref, _) = _params(workdir), _params(two_processes)
+    assert e == EPOCHS
+    _assert_same(p, ref, atol=1e-5)
+    lines = [json.loads(x) for x in (workdir / "metrics.jsonl").read_text().splitlines()]
+    assert [x["epoch"] for x in lines] == list(range(1, EPOCHS + 1))
