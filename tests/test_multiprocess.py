@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from ferjax.config import RunConfig
-from ferjax.sweep import create_states
+from ferjax.train.group import create_states
 from ferjax.train import checkpoint
 from ferjax.train.state import state_arrays
 
