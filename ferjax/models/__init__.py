@@ -52,6 +52,14 @@ def init_variables(model, key, channels: int, image_size: int = 64) -> dict:
     return dict(model.init({"params": key}, x, train=False))
 
 
+def feature_dim(model, channels: int, image_size: int = 64) -> int:
+    """Width of the features the center loss sees (the model's second output)."""
+    def f():
+        variables = init_variables(model, jax.random.PRNGKey(0), channels, image_size)
+        return model.apply(variables, jnp.zeros((1, image_size, image_size, channels)))[1]
+    return jax.eval_shape(f).shape[-1]
+
+
 def init_params(model, key, channels: int, image_size: int = 64):
     return init_variables(model, key, channels, image_size)["params"]
 

@@ -7,13 +7,13 @@ import os
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
 
 from ferjax.config import RunConfig
 from ferjax.features import num_channels
-from ferjax.models import build_model, init_variables
+from ferjax.classes import NUM_CLASSES
+from ferjax.models import build_model, feature_dim, init_variables
 
 
 class CheckpointError(ValueError):
@@ -120,9 +120,8 @@ def kept_arrays_like(cfg: RunConfig, batch_norm: bool) -> dict:
     model = build_model(cfg.model.name, batch_norm=batch_norm)
     channels, size = num_channels(cfg.data.features), cfg.data.image_size
     variables = jax.eval_shape(lambda: init_variables(model, jax.random.PRNGKey(0), channels, size))
-    feature_dim = jax.eval_shape(lambda v: model.apply(v, jnp.zeros((1, size, size, channels)))[1],
-                                 variables).shape[-1]
-    like = {"params": variables["params"], "centers": jax.ShapeDtypeStruct((8, feature_dim), np.float32)}
+    centers = jax.ShapeDtypeStruct((NUM_CLASSES, feature_dim(model, channels, size)), np.float32)
+    like = {"params": variables["params"], "centers": centers}
     if "batch_stats" in variables:
         like["batch_stats"] = variables["batch_stats"]
     return like

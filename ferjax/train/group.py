@@ -19,7 +19,7 @@ from ferjax.classes import NUM_CLASSES
 from ferjax.config import RunConfig
 from ferjax.data.augment import augment, evaluation_inputs
 from ferjax.features import num_channels
-from ferjax.models import build_model, init_variables, resolve_conv
+from ferjax.models import build_model, feature_dim, init_variables, resolve_conv
 from ferjax.train.state import TrainState, make_optimizer
 from ferjax.train.step import eval_step, train_step
 
@@ -41,27 +41,20 @@ def create_states(cfgs: list[RunConfig], steps_per_epoch: int) -> TrainState:
     model = build_model(base.model.name, base.model.conv)
     tx = make_optimizer(base.optim, steps_per_epoch, base.epochs)
     channels, size = num_channels(base.data.features), base.data.image_size
-    feature_dim = _feature_dim(model, channels, size)
+    dim = feature_dim(model, channels, size)
 
     def init_one(key, lam, alpha):
         init_key, rng = jax.random.split(key)
         variables = init_variables(model, init_key, channels, size)
         return TrainState.create(apply_fn=model.apply, params=variables["params"], tx=tx,
                                  batch_stats=variables.get("batch_stats", {}),
-                                 centers=jnp.zeros((NUM_CLASSES, feature_dim), jnp.float32),
+                                 centers=jnp.zeros((NUM_CLASSES, dim), jnp.float32),
                                  rng=rng, lam=lam, alpha=alpha)
 
     keys = jnp.stack([jax.random.PRNGKey(c.seed) for c in cfgs])
     lams = jnp.asarray([c.loss.lam for c in cfgs], jnp.float32)
     alphas = jnp.asarray([c.loss.alpha for c in cfgs], jnp.float32)
     return jax.vmap(init_one)(keys, lams, alphas)
-
-
-def _feature_dim(model, channels: int, size: int) -> int:
-    def f():
-        variables = init_variables(model, jax.random.PRNGKey(0), channels, size)
-        return model.apply(variables, jnp.zeros((1, size, size, channels)))[1]
-    return jax.eval_shape(f).shape[-1]
 
 
 def member(stacked, k: int):
