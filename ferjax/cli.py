@@ -50,14 +50,30 @@ def _cmd_train(args) -> int:
 
 def _cmd_evaluate(args) -> int:
     from ferjax.evaluate import evaluate
-    result = evaluate(args.checkpoint, args.data, args.split, batch_size=args.batch_size)
+    result = evaluate(args.checkpoint, args.data, args.split, batch_size=args.batch_size,
+                      use_class_bias=not args.no_class_bias)
     if args.json:
-        print(json.dumps(result, indent=2))
+        print(json.dumps(result.to_json(), indent=2))
     else:
-        print(f"{result['split']} accuracy {result['accuracy']:.2f}% on {result['num_images']} images "
-              f"({result['data']})")
-        for name, acc in result["per_class"].items():
+        print(f"{result.split} accuracy {result.scores.accuracy:.2f}% on {result.scores.num_images} "
+              f"images ({result.data})")
+        if result.class_bias:
+            print("  with the kept class bias (--no-class-bias: without): " + ", ".join(
+                f"{c} {b:+g}" for c, b in result.class_bias.items() if b))
+        for name, acc in result.scores.per_class.items():
             print(f"  {name:<10} {'-' if acc is None else f'{acc:6.2f}%'}")
+    return 0
+
+
+def _cmd_calibrate(args) -> int:
+    from ferjax.evaluate import calibrate
+    cb = calibrate(args.checkpoint, args.data, args.split, args.max_accuracy_drop)
+    print(f"class bias fitted on {cb.data} {cb.fitted_on} (kept checkpoint step {cb.step}): "
+          + (", ".join(f"{c} {b:+g}" for c, b in cb.bias.items() if b) or "none helps"))
+    print(f"  accuracy {cb.before['accuracy']:.2f}% -> {cb.after['accuracy']:.2f}%")
+    for c in cb.bias:
+        before, after = cb.before["per_class"][c], cb.after["per_class"][c]
+        print(f"  {c:<10} " + ("-" if before is None else f"{before:6.2f}% -> {after:6.2f}%"))
     return 0
 
 
@@ -135,7 +151,20 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--split", default="test", choices=["train", "valid", "test"])
     e.add_argument("--batch-size", type=int, default=256)
     e.add_argument("--json", action="store_true")
+    e.add_argument("--no-class-bias", action="store_true",
+                   help="ignore the class bias kept beside the checkpoint (ferjax calibrate)")
     e.set_defaults(func=_cmd_evaluate)
+
+    from ferjax.class_bias import DEFAULT_MAX_ACCURACY_DROP
+    c = sub.add_parser("calibrate", help="fit per-class offsets on a split so rare classes are "
+                                         "predicted (kept beside the checkpoint)")
+    c.add_argument("--checkpoint", required=True, help="a run directory from `ferjax train`")
+    c.add_argument("--data", default=None, help="defaults to the data the run was trained on")
+    c.add_argument("--split", default="valid", choices=["train", "valid"],
+                   help="never the test split: it scores the result")
+    c.add_argument("--max-accuracy-drop", type=float, default=DEFAULT_MAX_ACCURACY_DROP,
+                   help="points of overall accuracy the offsets may cost (default %(default)s)")
+    c.set_defaults(func=_cmd_calibrate)
     _add_predict_export(sub)
     return p
 

@@ -2,7 +2,7 @@
 
 XLA:CPU keeps about one core busy on these small convolutions, so a 2-core host trains
 faster as two devices with the batch split between them (data parallel, by the same
-Placement that spreads a sweep over GPUs): measured 1.3-1.7x (benchmarks/README.md).
+Placement that spreads a sweep over GPUs; the figures are in benchmarks/README.md).
 This only takes effect before JAX runs its first operation, hence a call at the top of
 each entry point; it never touches GPU/TPU devices.
 """

@@ -21,7 +21,8 @@ from ferjax.data import ferplus
 from ferjax.data.ferplus import DataError, load_dataset, read_ferplus_folders, read_kaggle_csv
 from ferjax.data.info import data_info, format_data_info
 from ferjax.data.records import RawSplit
-from ferjax.data.synthetic import PROTOTYPES, draw_face, make_synthetic, sample_looks
+from ferjax.data.faces import draw_face, sample_looks
+from ferjax.data.synthetic import PROTOTYPES, make_synthetic
 from ferjax.config import LABEL_MODE_NAMES
 from ferjax.data.votes import label_split, process_votes
 

@@ -156,3 +156,41 @@ def test_killed_process_stops_the_other_and_the_job_resumes(two_processes, tmp_p
     _assert_same(p, ref, atol=1e-5)
     lines = [json.loads(x) for x in (workdir / "metrics.jsonl").read_text().splitlines()]
     assert [x["epoch"] for x in lines] == list(range(1, EPOCHS + 1))
+
+
+def test_hung_process_stops_the_other_within_the_heartbeat_timeout(tmp_path):
+    """A process that stops answering (SIGSTOP: alive, silent) is dropped by the coordinator
+    after --heartbeat-timeout, and the other process leaves with an error: no silent hang."""
+    procs = _start(tmp_path / "hung", extra=("--heartbeat-timeout", "20", "--collective-timeout", "60"))
+    try:
+        victim, survivor = procs[1], procs[0]
+        ok, seen = _wait_for_line(victim, "epoch 1/", RUN_TIMEOUT)
+        assert ok, "process 1 finished no epoch:\n" + "".join(seen)[-3000:]
+        victim.send_signal(signal.SIGSTOP)
+        t0 = time.time()
+        rc, text = _finish([survivor], timeout=180)[0]
+        waited = time.time() - t0
+    finally:
+        procs[1].send_signal(signal.SIGKILL)
+        _finish(procs, timeout=5)
+    assert rc != 0, text[-3000:]
+    assert waited < 120, f"process 0 took {waited:.0f}s to stop after its peer hung"
+
+
+def test_an_experiment_across_two_processes_writes_one_table(tmp_path):
+    """`python -m ferjax.experiments.table2` with two processes: the group trains over both,
+    process 0 alone writes the table, and it lists the rows of the asked feature set."""
+    port, out = _free_port(), tmp_path / "t2"
+    procs = [subprocess.Popen(
+        [sys.executable, "-m", "ferjax.experiments.table2", "--feature-sets", "O", "--epochs", "1",
+         "--seeds", "1", "--synthetic-per-class", "16", "--batch-size", "32", "--no-progress",
+         "--out", str(out), "--cpu-devices", "1", "--num-processes", "2", "--process-id", str(i),
+         "--coordinator-address", f"127.0.0.1:{port}"], env=_env(1),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for i in range(2)]
+    results = _finish(procs)
+    for i, (rc, text) in enumerate(results):
+        assert rc == 0, f"process {i}:\n{text[-3000:]}"
+    assert "| base+SL |" in results[0][1] and "| base+SL |" not in results[1][1]
+    table = json.loads((out / "table2.json").read_text())
+    assert [r["row"] for r in table["rows"]] == ["base+SL", "base+TL"]
+    assert all(r["runs"] == 1 for r in table["rows"])

@@ -1,5 +1,6 @@
 """Committed results travel: no absolute paths of the machine that made them, and every JSON
 parses with a strict parser (no NaN/Infinity)."""
+import dataclasses
 import json
 import subprocess
 from pathlib import Path
@@ -52,16 +53,26 @@ def test_every_tracked_json_is_strict():
 
 def test_a_table_with_an_empty_class_writes_null_and_one_line_per_row(tmp_path):
     from ferjax.experiments.common import _mean_or_none
-    from ferjax.report import markdown_table
+    from ferjax.experiments.report import markdown_table
+    from ferjax.experiments.results import Provenance, RowResult, TableResult, json_text
     assert _mean_or_none([None, None]) is None and _mean_or_none([50.0, None, 70.0]) == 60.0
-    row = {"row": "base+SL", "features": "O", "loss": "SL", "lam": 0.0, "avg": 50.0, "min": 50.0,
-           "max": 50.0, "runs": 1, "accuracies": [50.0], "split": "valid", "best_epochs": [1],
-           "seeds": [0], "checkpoints": ["runs/x"], "parameters": "0.36M", "paper_accuracy": 81.95,
-           "per_class": {"neutral": 60.0, "contempt": None}}
-    result = {"title": "T", "model": "light", "profile": "fast", "epochs": 1, "seeds_per_row": 1,
-              "data": "synthetic", "train_images": 10, "valid_images": 10, "reduced": False,
-              "accuracy_split": "valid", "command": "c", "rows": [row, {**row, "row": "base+TL", "lam": 0.5}]}
-    text = json.dumps(result)
-    assert strict_loads(text)["rows"][0]["per_class"]["contempt"] is None
+    row = RowResult(row="base+SL", features="O", loss="SL", lam=0.0, accuracies=(50.0, float("nan")),
+                    split="valid", best_epochs=(1, 1), seeds=(0, 1), checkpoints=("runs/x", "runs/y"),
+                    parameters="0.36M", paper_accuracy=81.95,
+                    per_class={"neutral": 60.0, "contempt": None})
+    prov = Provenance(title="T", model="light", profile="fast", epochs=1, seeds_per_row=2,
+                      data="synthetic", train_images=10, reduced=False, accuracy_split="valid",
+                      command="c", valid_images=10, image_size=64, batch_size=64)
+    result = TableResult(prov, (row, dataclasses.replace(row, row="base+TL", lam=0.5)))
+    parsed = strict_loads(json_text(result))        # a NaN accuracy is written as null
+    assert parsed["rows"][0]["per_class"]["contempt"] is None and parsed["rows"][0]["accuracies"][1] is None
     lines = [ln for ln in markdown_table(result).splitlines() if ln.startswith("| base")]
     assert lines[0].startswith("| base+SL |") and lines[1].startswith("| base+TL |") and len(lines) == 2
+
+
+def test_a_table_json_reads_back_as_the_same_result():
+    from ferjax.experiments.results import TableResult, json_text
+    for path in (REPO / "experiments").glob("*/table[12].json"):
+        stored = json.loads(path.read_text())
+        again = json.loads(json_text(TableResult.from_json(stored)))
+        assert {k: again[k] for k in stored} == stored, path

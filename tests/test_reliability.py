@@ -93,7 +93,7 @@ def test_a_checkpoint_from_two_devices_evaluates_and_resumes_on_one(tmp_path, ti
     _run(tmp_path / "w", 1, devices=2)                       # saved from a 2-device layout
     from ferjax.evaluate import evaluate
     result = evaluate(tmp_path / "w", split="valid")         # this process: 1 device
-    assert result["num_images"] > 0 and 0 <= result["accuracy"] <= 100
+    assert result.scores.num_images > 0 and 0 <= result.scores.accuracy <= 100
     train(cfg_for(2), tmp_path / "w", dataset=tiny, **quiet())   # resumed on 1 device
     assert latest_arrays(tmp_path / "w")[1]["epoch"] == 2
 

@@ -18,6 +18,7 @@ from ferjax.configs import fast, get_config, paper
 from ferjax.devices import add_argument as add_device_argument
 from ferjax.distributed import add_arguments as add_distributed_arguments, is_primary, setup as setup_distributed
 from ferjax.experiments.paper import PARAMETERS, TABLE1, TABLE2, Row
+from ferjax.experiments.results import Provenance, RowResult, TableResult, json_text
 from ferjax.train.loop import train_group
 
 
@@ -36,9 +37,9 @@ class Profile:
 
 PROFILES = {
     # quick: under 10 minutes on an idle 2-core CPU, start-up included, on the built-in data;
-    # labelled "quick" everywhere. Enough steps that every row learns (issue #16); VGG13,
-    # ~25 training images/s at 64x64 on such a CPU, runs on 32x32 inputs (same layers, a
-    # quarter of the work, a smaller first dense layer), which the table states.
+    # labelled "quick" everywhere. Enough steps that every row learns (issue #16); VGG13
+    # runs on 32x32 inputs (same layers, a quarter of the work, a smaller first dense layer),
+    # which the table states.
     "quick": {"light": Profile("quick", "fast", epochs=12, seeds=1, synthetic_per_class=250),
               "vgg13": Profile("quick", "fast", epochs=8, seeds=1, synthetic_per_class=150,
                                image_size=32, batch_size=32)},
@@ -173,19 +174,6 @@ def _mean_or_none(values) -> float | None:
     return float(np.mean(values)) if values else None
 
 
-def json_text(result: dict) -> str:
-    """Strict JSON (no NaN/Infinity tokens): non-finite floats are written as null."""
-    def clean(x):
-        if isinstance(x, float) and not np.isfinite(x):
-            return None
-        if isinstance(x, dict):
-            return {k: clean(v) for k, v in x.items()}
-        if isinstance(x, (list, tuple)):
-            return [clean(v) for v in x]
-        return x
-    return json.dumps(clean(result), indent=2, allow_nan=False)
-
-
 def parameters(model: str, features: str, image_size: int) -> str:
     """The study's count at its 64x64 input; at another size (the dense layers change), the count."""
     if image_size == 64:
@@ -198,43 +186,49 @@ def parameters(model: str, features: str, image_size: int) -> str:
     return f"{count_params(shapes) / 1e6:.3f}M at {image_size}x{image_size}"
 
 
-def aggregate(rows, summaries: dict[str, list[dict]], model: str, profile: Profile, args,
-              title: str, command: str) -> dict:
+def provenance(summaries: dict[str, list[dict]], model: str, profile: Profile, title: str,
+               command: str, expected_rows: int) -> Provenance:
+    """What the finished runs were; the title says "partial" when rows or seeds are missing."""
+    runs = [s for rs in summaries.values() for s in rs]
+    if not runs:
+        raise ValueError("no finished runs to tabulate")
+    counts = sorted({len(rs) for rs in summaries.values() if rs})
+    if sum(1 for rs in summaries.values() if rs) < expected_rows or counts != [profile.seeds]:
+        title += " (partial: the finished runs only)"
+    first = runs[0]
+    return Provenance(title=title, model=model, profile=profile.name, epochs=profile.epochs,
+                      image_size=profile.image_size, batch_size=profile.batch_size,
+                      seeds_per_row=counts[0] if len(counts) == 1 else f"{counts[0]}-{counts[-1]}",
+                      data=first["data"], train_images=first["train_images"],
+                      valid_images=first.get("valid_images"), reduced=bool(first["reduced"]),
+                      accuracy_split=reported(first)[1], command=command)
+
+
+def aggregate(rows, summaries: dict[str, list[dict]], model: str, profile: Profile,
+              title: str, command: str) -> TableResult:
     table = []
     for row in rows:
         runs = summaries.get(row.name, [])
         if not runs:
             continue
-        accs = [reported(s)[0] for s in runs]
         split = reported(runs[0])[1]
         per_class = {c: _mean_or_none([(s[split] or {}).get("per_class", {}).get(c) for s in runs])
-                     for c in CLASS_NAMES}          # None (JSON null): no images of that class
-        table.append({"row": row.name, "features": row.features, "loss": row.loss, "lam": row.lam,
-                      "avg": float(np.mean(accs)), "min": float(np.min(accs)), "max": float(np.max(accs)),
-                      "runs": len(accs), "accuracies": accs, "split": split,
-                      "best_epochs": [s["best_epoch"] for s in runs],
-                      "seeds": [s["config"]["seed"] for s in runs],
-                      "checkpoints": [s["checkpoint"] for s in runs],
-                      "parameters": parameters(model, row.features, profile.image_size),
-                      "paper_accuracy": row.paper_accuracy,
-                      "per_class": per_class})
-    if not table:
-        raise ValueError("no finished runs to tabulate")
-    first = next(s for runs in summaries.values() for s in runs)
-    counts = sorted({r["runs"] for r in table})
-    if len(table) < len(rows) or counts != [profile.seeds]:
-        title += " (partial: the finished runs only)"
-    return {"title": title, "model": model, "profile": profile.name, "epochs": profile.epochs,
-            "image_size": profile.image_size, "batch_size": profile.batch_size,
-            "seeds_per_row": counts[0] if len(counts) == 1 else f"{counts[0]}-{counts[-1]}",
-            "data": first["data"],
-            "train_images": first["train_images"], "valid_images": first.get("valid_images"),
-            "reduced": bool(first["reduced"]),
-            "accuracy_split": table[0]["split"], "command": command, "rows": table}
+                     for c in CLASS_NAMES}
+        table.append(RowResult(
+            row=row.name, features=row.features, loss=row.loss, lam=row.lam,
+            accuracies=tuple(reported(s)[0] for s in runs), split=split,
+            best_epochs=tuple(s["best_epoch"] for s in runs),
+            seeds=tuple(s["config"]["seed"] for s in runs),
+            checkpoints=tuple(s["checkpoint"] for s in runs),
+            parameters=parameters(model, row.features, profile.image_size),
+            paper_accuracy=row.paper_accuracy, per_class=per_class))
+    prov = provenance({r.name: summaries.get(r.name, []) for r in rows}, model, profile, title,
+                      command, len(rows))
+    return TableResult(prov, tuple(table))
 
 
-def write_outputs(result: dict, out: Path, stem: str) -> None:
-    from ferjax.report import figure_bars, figure_per_class, markdown_table
+def write_outputs(result: TableResult, out: Path, stem: str) -> None:
+    from ferjax.experiments.report import figure_bars, figure_per_class, markdown_table
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{stem}.json").write_text(json_text(result))
     (out / f"{stem}.md").write_text(markdown_table(result))
@@ -247,7 +241,7 @@ TABLES = {"table1": ("vgg13", TABLE1, "Table I: VGG13"),
 
 
 def table_main(table: str, argv: list[str] | None = None) -> int:
-    from ferjax.report import markdown_table
+    from ferjax.experiments.report import markdown_table
     model, rows, title = TABLES[table]
     p = argparse.ArgumentParser(prog=f"python -m ferjax.experiments.{table}", description=title)
     add_arguments(p, default_out=f"results/{table}")
@@ -264,7 +258,7 @@ def table_main(table: str, argv: list[str] | None = None) -> int:
     announce(args, command)
     setup_devices(args)
     summaries = run_rows(rows, model, profile, args)
-    result = aggregate(rows, summaries, model, profile, args, title, command)
+    result = aggregate(rows, summaries, model, profile, title, command)
     if is_primary():           # one process of several writes the table and figures
         write_outputs(result, Path(args.out), table)
         print(markdown_table(result))
@@ -275,5 +269,5 @@ def table_main(table: str, argv: list[str] | None = None) -> int:
 def announce(args, command: str) -> None:
     """On the built-in data, say so plainly (before the run and again under its table)."""
     if args.data == "synthetic":
-        from ferjax.report import synthetic_notice
+        from ferjax.experiments.report import synthetic_notice
         print("\n" + synthetic_notice(command) + "\n", flush=True)

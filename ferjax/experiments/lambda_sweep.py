@@ -12,10 +12,9 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
-
 from ferjax.experiments import common
 from ferjax.experiments.paper import Row
+from ferjax.experiments.results import CurvePoint, SweepResult, json_text
 
 
 LAMS = (0.001, 0.01, 0.1, 0.5, 1.0)
@@ -26,16 +25,16 @@ def sweep_rows(feature_sets, lams) -> list[Row]:
     return [Row(f"{fs}-lam{lam:g}", fs, lam, float("nan")) for fs in feature_sets for lam in lams]
 
 
-def write_outputs(result: dict, out: Path) -> None:
-    from ferjax.report import figure_lambda, markdown_lambda
+def write_outputs(result: SweepResult, out: Path) -> None:
+    from ferjax.experiments.report import figure_lambda, markdown_lambda
     out.mkdir(parents=True, exist_ok=True)
-    (out / "lambda_sweep.json").write_text(common.json_text(result))
+    (out / "lambda_sweep.json").write_text(json_text(result))
     (out / "lambda_sweep.md").write_text(markdown_lambda(result))
     figure_lambda(result, out / "lambda_sweep_fig3.png")
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ferjax.report import markdown_lambda
+    from ferjax.experiments.report import markdown_lambda
     p = argparse.ArgumentParser(prog="python -m ferjax.experiments.lambda_sweep", description=__doc__)
     common.add_arguments(p, default_out="results/lambda_sweep")
     p.add_argument("--model", default="light", choices=["light", "vgg13"])
@@ -49,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = p.parse_args(argv)
     if args.replot:
-        result = json.loads(args.replot.read_text())
+        result = SweepResult.from_json(json.loads(args.replot.read_text()))
         write_outputs(result, args.replot.parent)
         print(markdown_lambda(result))
         return 0
@@ -63,21 +62,14 @@ def main(argv: list[str] | None = None) -> int:
     common.setup_devices(args)
     rows = sweep_rows(args.feature_sets, args.lams)
     summaries = common.run_rows(rows, args.model, profile, args)
-    first = next(iter(summaries.values()))[0]
-    curves = {}
-    for fs in args.feature_sets:
-        pts = []
-        for row in (r for r in rows if r.features == fs):
-            accs = [common.reported(s)[0] for s in summaries[row.name]]
-            pts.append({"lam": row.lam, "avg": float(np.mean(accs)), "min": float(np.min(accs)),
-                        "max": float(np.max(accs)), "accuracies": accs})
-        curves[fs] = pts
-    result = {"title": f"Figure 3: accuracy vs lambda ({args.model})", "model": args.model,
-              "profile": profile.name, "epochs": profile.epochs, "image_size": profile.image_size, "seeds_per_row": profile.seeds,
-              "data": first["data"], "train_images": first["train_images"], "reduced": first["reduced"],
-              "accuracy_split": common.reported(first)[1],
-              "command": command,
-              "curves": curves, "rows": [{"seeds": [s["config"]["seed"] for s in v]} for v in summaries.values()]}
+    curves = {fs: tuple(CurvePoint(lam=row.lam,
+                                   accuracies=tuple(common.reported(s)[0] for s in summaries[row.name]),
+                                   seeds=tuple(s["config"]["seed"] for s in summaries[row.name]))
+                        for row in rows if row.features == fs and summaries.get(row.name))
+              for fs in args.feature_sets}
+    prov = common.provenance(summaries, args.model, profile, f"Figure 3: accuracy vs lambda ({args.model})",
+                             command, len(rows))
+    result = SweepResult(prov, curves)
     if common.is_primary():    # one process of several writes the table and figure
         write_outputs(result, Path(args.out))
         print(markdown_lambda(result))

@@ -12,18 +12,21 @@ import shutil
 import sys
 from pathlib import Path
 
+from ferjax.experiments.results import TableResult
+
 
 def publish(result_json: Path, dest: Path, index: Path, repo_root: Path,
             checkpoints: bool = True) -> dict:
-    result = json.loads(result_json.read_text())
+    result = TableResult.from_json(json.loads(result_json.read_text()))
+    prov = result.provenance
     dest.mkdir(parents=True, exist_ok=True)
     for f in result_json.parent.glob(result_json.stem + "*"):
         shutil.copy2(f, dest / f.name)
     entries = json.loads(index.read_text()) if index.exists() else {}
-    for row in result["rows"] if checkpoints else ():
-        best = max(range(row["runs"]), key=lambda i: row["accuracies"][i])
-        src = Path(row["checkpoints"][best])
-        target = dest / "checkpoints" / row["row"]
+    for row in result.rows if checkpoints else ():
+        best = max(range(row.runs), key=lambda i: row.accuracies[i])
+        src = Path(row.checkpoints[best])
+        target = dest / "checkpoints" / row.row
         if target.exists():
             shutil.rmtree(target)
         shutil.copytree(src / "best", target / "best")
@@ -32,13 +35,13 @@ def publish(result_json: Path, dest: Path, index: Path, repo_root: Path,
         for name in ("summary.json", "metrics.jsonl"):
             if (src / name).exists():
                 shutil.copy2(src / name, target / name)
-        entries[row["row"]] = {
+        entries[row.row] = {
             "checkpoint": str(target.resolve().relative_to(repo_root.resolve())),
-            "model": result["model"], "features": row["features"], "lam": row["lam"],
-            "seed": row["seeds"][best], "best_epoch": row["best_epochs"][best],
-            f"{row['split']}_accuracy": row["accuracies"][best], "profile": result["profile"],
-            "epochs": result["epochs"], "data": result["data"], "reduced": result["reduced"],
-            "command": result["command"]}
+            "model": prov.model, "features": row.features, "lam": row.lam,
+            "seed": row.seeds[best], "best_epoch": row.best_epochs[best],
+            f"{row.split}_accuracy": row.accuracies[best], "profile": prov.profile,
+            "epochs": prov.epochs, "data": prov.data, "reduced": prov.reduced,
+            "command": prov.command}
     index.write_text(json.dumps(entries, indent=2) + "\n")
     return entries
 

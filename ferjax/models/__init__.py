@@ -14,8 +14,8 @@ MODELS = {"vgg13": VGG13, "light": LightNet}
 
 
 def resolve_conv(conv: str = "auto") -> str:
-    """"auto": XLA's convolution with sweep-aware vmap rules ("xla") on CPU, where it measured
-    fastest (benchmarks/README.md), and the library convolution ("lax") on GPU/TPU."""
+    """"auto": XLA's convolution with sweep-aware vmap rules ("xla") on CPU (the fastest
+    there, benchmarks/README.md), and the library convolution ("lax") on GPU/TPU."""
     if conv != "auto":
         return conv
     return "xla" if jax.default_backend() == "cpu" else "lax"

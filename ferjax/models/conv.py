@@ -4,8 +4,8 @@ on GPU/TPU; see `ferjax.models.resolve_conv`). All own the same parameters ('ker
 
 * "lax": flax's nn.Conv and nn.max_pool, the right choice on GPU/TPU.
 * "xla": XLA's convolution again, with the reshape max-pool (nn.max_pool's gradient is a slow
-  scatter on CPU) and a vmap rule for sweeps (below). With jax 0.10's XLA:CPU it measured
-  fastest of the three on CPU: benchmarks/README.md.
+  scatter on CPU) and a vmap rule for sweeps (below); the CPU default (benchmarks/README.md
+  compares the three).
 * "matmul": im2col patches and one matrix product, so forward, input gradient and weight
   gradient are all GEMMs and a vmapped sweep batches them as batched GEMMs; it was the
   fastest CPU path with older XLA:CPU convolutions.

@@ -3,7 +3,7 @@
 conv3x3 64,64 | pool | drop .25 | conv 128,128 | pool | drop .25 | conv 256 x3 | pool |
 drop .25 | conv 256 x3 | pool | drop .25 | fc 1024 | drop .5 | fc 1024 | drop .5 | fc 8.
 8,757,704 parameters with one input channel, 576 more per extra channel.
-Forward pass: about 0.9 GFLOP per 64x64 image (see `flops_per_image`).
+Forward-pass cost: `flops_per_image`.
 """
 from __future__ import annotations
 

@@ -65,7 +65,8 @@ class Predictor:
 
     def __init__(self, model, params, *, feature_set: str, image_size: int = 64, flip: bool = False,
                  cascade: str = DEFAULT_CASCADE, margin: float = MARGIN,
-                 max_batch: int = MAX_BATCH, detect_kw: dict | None = None, source: str | None = None):
+                 max_batch: int = MAX_BATCH, detect_kw: dict | None = None, source: str | None = None,
+                 class_bias: np.ndarray | None = None):
         import jax
         if max_batch < MIN_BUCKET or max_batch & (max_batch - 1):
             raise ValueError(f"max_batch must be a power of two >= {MIN_BUCKET}, got {max_batch}")
@@ -78,22 +79,30 @@ class Predictor:
         from ferjax.data.pipeline import eval_preprocessor
         self._preprocess = eval_preprocessor(feature_set, image_size)
         from ferjax.train.step import predict_probs
-        self._forward = jax.jit(lambda p, x: predict_probs(model.apply, {"params": p}, x, flip))
+        self.class_bias = None if class_bias is None else np.asarray(class_bias, np.float32)
+        self._forward = jax.jit(lambda p, x: predict_probs(model.apply, {"params": p}, x, flip,
+                                                           self.class_bias))
         from ferjax.predict.detect import _classifier
         _classifier(cascade)                 # fail early on an unknown cascade name
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path | None = None, **kw) -> "Predictor":
-        """A run directory from `ferjax train` (or its best/); None: the shipped model."""
-        from ferjax.train.checkpoint import load_run
+    def from_checkpoint(cls, path: str | Path | None = None, use_class_bias: bool = True,
+                        **kw) -> "Predictor":
+        """A run directory from `ferjax train` (or its best/); None: the shipped model. The
+        class bias kept beside the checkpoint (`ferjax calibrate`) is applied unless
+        use_class_bias is False."""
+        from ferjax import class_bias
+        from ferjax.train.checkpoint import best_dir, load_run
         from ferjax.models import inference_model
         if path is None:
             from ferjax.assets import shipped_checkpoint
             path = shipped_checkpoint()
-        cfg, arrays, _ = load_run(path)
+        cfg, arrays, meta = load_run(path)
         model, params = inference_model(cfg.model.name, arrays["params"], arrays.get("batch_stats"))
+        cb = class_bias.load(best_dir(path), meta["epoch"]) if use_class_bias else None
         return cls(model, params, feature_set=cfg.data.features, image_size=cfg.data.image_size,
-                   flip=cfg.eval_flip, source=str(path), **kw)
+                   flip=cfg.eval_flip, source=str(path),
+                   class_bias=None if cb is None else cb.vector, **kw)
 
     @property
     def compilations(self) -> int:

@@ -24,7 +24,7 @@ from ferjax.config import RunConfig
 from ferjax.data.ferplus import load_dataset
 from ferjax.data.records import Dataset
 from ferjax.data.votes import labeled_splits
-from ferjax.metrics import summarize
+from ferjax.metrics import Scores, summarize
 from ferjax.train.group import Placement, check_group, create_states, member
 from ferjax.train import checkpoint
 from ferjax.train.state import learning_rate_schedule, state_arrays, with_arrays
@@ -41,7 +41,7 @@ def run_name(cfg: RunConfig) -> str:
 EVAL_BATCH = 256
 
 
-def evaluate_stacked(eval_fn, placement: Placement, state, data: dict, n: int) -> list[dict]:
+def evaluate_stacked(eval_fn, placement: Placement, state, data: dict, n: int) -> list[Scores]:
     """Every run of the group scored on a resident split of n images (the last batch padded)."""
     sums = None
     for start in range(0, n, EVAL_BATCH):
@@ -212,22 +212,22 @@ def train_group(cfgs: list[RunConfig], workdir: str | os.PathLike, *, names: lis
         for k, (cfg, d) in enumerate(zip(cfgs, run_dirs)):
             line = {"epoch": epoch + 1, "train_loss": float(sums["loss"][k]) / steps_per_epoch,
                     "train_accuracy": 100.0 * float(sums["correct"][k] / sums["count"][k]),
-                    "valid_accuracy": valid[k]["accuracy"], "valid_loss": valid[k]["loss"],
-                    "test_accuracy": test[k]["accuracy"] if test else None, "learning_rate": lr,
+                    "valid_accuracy": valid[k].accuracy, "valid_loss": valid[k].loss,
+                    "test_accuracy": test[k].accuracy if test else None, "learning_rate": lr,
                     "train_seconds": train_time, "images_per_second": k_runs * steps_per_epoch * bs / train_time,
                     # since this call started (data loading and compiles included): time to accuracy
                     "wall_seconds": time.time() - started}
-            if valid[k]["accuracy"] > best[k]["valid_accuracy"]:
-                best[k] = {"epoch": epoch + 1, "valid_accuracy": valid[k]["accuracy"],
-                           "test_accuracy": test[k]["accuracy"] if test else None,
-                           "valid": valid[k], "test": test[k] if test else None}
+            if valid[k].accuracy > best[k]["valid_accuracy"]:
+                best[k] = {"epoch": epoch + 1, "valid_accuracy": valid[k].accuracy,
+                           "test_accuracy": test[k].accuracy if test else None,
+                           "valid": valid[k].to_json(), "test": test[k].to_json() if test else None}
                 one = member(state, k)
                 kept = {"params": one.params, "centers": one.centers}
                 if batch_norm:
                     kept["batch_stats"] = one.batch_stats
                 checkpoint.save(d / "best", epoch + 1, kept,
                                 {"config": cfg.to_dict(), "epoch": epoch + 1, "data": source,
-                                 "reduced": reduced, "valid_accuracy": valid[k]["accuracy"],
+                                 "reduced": reduced, "valid_accuracy": valid[k].accuracy,
                                  "batch_norm": batch_norm})
             if _primary():
                 with open(d / "metrics.jsonl", "a") as f:
@@ -238,7 +238,7 @@ def train_group(cfgs: list[RunConfig], workdir: str | os.PathLike, *, names: lis
         left = (base.epochs - epoch - 1) * float(np.median(epoch_seconds[-3:]))
         log(f"epoch {epoch + 1}/{base.epochs} {train_time:.0f}s "
             f"({k_runs * steps_per_epoch * bs / train_time:.0f} img/s, ~{left:.0f}s left): " + "; ".join(
-                f"{n} train {100 * sums['correct'][k] / sums['count'][k]:.1f} valid {valid[k]['accuracy']:.2f}"
+                f"{n} train {100 * sums['correct'][k] / sums['count'][k]:.1f} valid {valid[k].accuracy:.2f}"
                 for k, n in enumerate(names)))
 
     summaries = []

@@ -49,17 +49,23 @@ def train_step(state: TrainState, batch: dict, sample_targets: bool = False,
     return new_state, metrics
 
 
-def predict_probs(apply_fn, variables: dict, images: jax.Array, flip: bool = False) -> jax.Array:
-    """Softmax of the model at inference; flip: the mean with the mirrored faces' softmax."""
+def predict_probs(apply_fn, variables: dict, images: jax.Array, flip: bool = False,
+                  class_bias: jax.Array | None = None) -> jax.Array:
+    """Softmax of the model at inference; flip: the mean with the mirrored faces' softmax;
+    class_bias: per-class log offsets (ferjax/class_bias.py), applied last."""
     probs = jax.nn.softmax(apply_fn(variables, images, train=False)[0], axis=-1)
     if flip:
         probs = 0.5 * (probs + jax.nn.softmax(apply_fn(variables, images[:, :, ::-1], train=False)[0], axis=-1))
+    if class_bias is not None:
+        probs = probs * jnp.exp(class_bias)
+        probs = probs / jnp.sum(probs, axis=-1, keepdims=True)
     return probs
 
 
-def eval_step(apply_fn, variables: dict, batch: dict, flip: bool = False) -> dict:
+def eval_step(apply_fn, variables: dict, batch: dict, flip: bool = False,
+              class_bias: jax.Array | None = None) -> dict:
     """Sums over the batch (padding masked out): correct, count, loss and the confusion matrix."""
-    probs = predict_probs(apply_fn, variables, batch["image"], flip)
+    probs = predict_probs(apply_fn, variables, batch["image"], flip, class_bias)
     mask = batch.get("mask", jnp.ones(batch["label"].shape, jnp.float32))
     pred = jnp.argmax(probs, -1)
     nll = -jnp.sum(batch["target"] * jnp.log(jnp.maximum(probs, 1e-12)), axis=-1)
