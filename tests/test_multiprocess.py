@@ -80,6 +80,24 @@ def _wait_for_line(proc: subprocess.Popen, prefix: str, timeout: float) -> tuple
     return bool(found), seen
 
 
+def _silence_process_1(workdir: Path, sig: int, heartbeat_timeout: int) -> tuple[int, str, float]:
+    """Starts the 2-process job, sends `sig` to process 1 after its first epoch (its checkpoint
+    saved), and waits for process 0 to stop: (its return code, output, seconds it took)."""
+    procs = _start(workdir, extra=("--heartbeat-timeout", str(heartbeat_timeout),
+                                   "--collective-timeout", "60"))
+    try:
+        victim, survivor = procs[1], procs[0]
+        ok, seen = _wait_for_line(victim, "epoch 1/", RUN_TIMEOUT)
+        assert ok, "process 1 finished no epoch:\n" + "".join(seen)[-3000:]
+        victim.send_signal(sig)
+        t0 = time.time()
+        rc, text = _finish([survivor], timeout=180)[0]
+        return rc, text, time.time() - t0
+    finally:
+        procs[1].kill()            # a stopped process dies on SIGKILL too
+        _finish(procs, timeout=5)
+
+
 def _params(workdir: Path) -> tuple[dict, int]:
     """The latest checkpoint's parameters, restored here: one process, one device."""
     cfg = RunConfig.from_dict(json.loads((workdir / "group.json").read_text())["configs"][0])
@@ -128,18 +146,7 @@ def test_two_processes_train_like_one_process_on_two_devices(two_processes, tmp_
 
 def test_killed_process_stops_the_other_and_the_job_resumes(two_processes, tmp_path):
     workdir = tmp_path / "killed"
-    procs = _start(workdir, extra=("--heartbeat-timeout", "30", "--collective-timeout", "60"))
-    try:
-        victim, survivor = procs[1], procs[0]
-        # process 1 logs each finished epoch, after its checkpoint is saved
-        ok, seen = _wait_for_line(victim, "epoch 1/", RUN_TIMEOUT)
-        assert ok, "process 1 finished no epoch:\n" + "".join(seen)[-3000:]
-        victim.send_signal(signal.SIGKILL)
-        t0 = time.time()
-        rc, text = _finish([survivor], timeout=120)[0]
-        waited = time.time() - t0
-    finally:
-        _finish(procs, timeout=5)
+    rc, text, waited = _silence_process_1(workdir, signal.SIGKILL, heartbeat_timeout=30)
     assert rc != 0, text[-3000:]
     assert waited < 90, f"process 0 took {waited:.0f}s to stop"
     assert "failed" in text or "fatal" in text, text[-3000:]
@@ -161,18 +168,7 @@ def test_killed_process_stops_the_other_and_the_job_resumes(two_processes, tmp_p
 def test_hung_process_stops_the_other_within_the_heartbeat_timeout(tmp_path):
     """A process that stops answering (SIGSTOP: alive, silent) is dropped by the coordinator
     after --heartbeat-timeout, and the other process leaves with an error: no silent hang."""
-    procs = _start(tmp_path / "hung", extra=("--heartbeat-timeout", "20", "--collective-timeout", "60"))
-    try:
-        victim, survivor = procs[1], procs[0]
-        ok, seen = _wait_for_line(victim, "epoch 1/", RUN_TIMEOUT)
-        assert ok, "process 1 finished no epoch:\n" + "".join(seen)[-3000:]
-        victim.send_signal(signal.SIGSTOP)
-        t0 = time.time()
-        rc, text = _finish([survivor], timeout=180)[0]
-        waited = time.time() - t0
-    finally:
-        procs[1].send_signal(signal.SIGKILL)
-        _finish(procs, timeout=5)
+    rc, text, waited = _silence_process_1(tmp_path / "hung", signal.SIGSTOP, heartbeat_timeout=20)
     assert rc != 0, text[-3000:]
     assert waited < 120, f"process 0 took {waited:.0f}s to stop after its peer hung"
 

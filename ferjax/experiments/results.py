@@ -27,8 +27,25 @@ class Provenance:
     batch_size: int | None = None
 
 
+class Spread:
+    """The paper's avg/min/max over the seeds of a configuration (`accuracies`)."""
+    accuracies: tuple[float, ...]
+
+    @property
+    def avg(self) -> float:
+        return float(np.mean(self.accuracies))
+
+    @property
+    def min(self) -> float:
+        return float(np.min(self.accuracies))
+
+    @property
+    def max(self) -> float:
+        return float(np.max(self.accuracies))
+
+
 @dataclasses.dataclass(frozen=True)
-class RowResult:
+class RowResult(Spread):
     """One configuration of a table over its seeds (the paper's avg/min/max)."""
     row: str
     features: str
@@ -46,18 +63,6 @@ class RowResult:
     @property
     def runs(self) -> int:
         return len(self.accuracies)
-
-    @property
-    def avg(self) -> float:
-        return float(np.mean(self.accuracies))
-
-    @property
-    def min(self) -> float:
-        return float(np.min(self.accuracies))
-
-    @property
-    def max(self) -> float:
-        return float(np.max(self.accuracies))
 
     def to_json(self) -> dict:
         out = dataclasses.asdict(self)
@@ -87,23 +92,11 @@ class TableResult:
 
 
 @dataclasses.dataclass(frozen=True)
-class CurvePoint:
+class CurvePoint(Spread):
     """One lambda of one feature set in Figure 3, over its seeds."""
     lam: float
     accuracies: tuple[float, ...]
     seeds: tuple[int, ...] = ()       # () in sweeps written before seeds were stored per point
-
-    @property
-    def avg(self) -> float:
-        return float(np.mean(self.accuracies))
-
-    @property
-    def min(self) -> float:
-        return float(np.min(self.accuracies))
-
-    @property
-    def max(self) -> float:
-        return float(np.max(self.accuracies))
 
     def to_json(self) -> dict:
         return {**dataclasses.asdict(self), "avg": self.avg, "min": self.min, "max": self.max}
