@@ -1,5 +1,8 @@
 """Time to accuracy of a training run, from its metrics.jsonl: the wall time (start-up,
-data loading and compiles included) at which valid accuracy first reached each threshold.
+data loading and compiles included) at which valid accuracy first reached each threshold;
+and the loop's overhead: each epoch's wall time (evaluation, checkpoints and logging
+included) over the time of its training steps, median and max over the epochs after the
+first (which holds the compiles).
 
     python benchmarks/time_to_accuracy.py W [W ...] [--thresholds 80 82 84]
 
@@ -26,7 +29,20 @@ def time_to_accuracy(metrics_file: Path, thresholds: list[float]) -> dict:
     best = max(lines, key=lambda x: x["valid_accuracy"])
     return {"run": str(Path(metrics_file).parent), "epochs": len(lines),
             "minutes": lines[-1]["wall_seconds"] / 60,
-            "best_valid": best["valid_accuracy"], "best_epoch": best["epoch"], "reached": reached}
+            "best_valid": best["valid_accuracy"], "best_epoch": best["epoch"], "reached": reached,
+            "loop_over_steps": loop_over_steps(lines)}
+
+
+def loop_over_steps(lines: list[dict]) -> dict | None:
+    """Epoch wall time / training-step time of epochs 2+ logged by one uninterrupted call
+    (a resumed call restarts wall_seconds, so epochs whose wall time went back are skipped)."""
+    ratios = [(b["wall_seconds"] - a["wall_seconds"]) / b["train_seconds"]
+              for a, b in zip(lines, lines[1:])
+              if b["wall_seconds"] > a["wall_seconds"] and b.get("train_seconds")]
+    if not ratios:
+        return None
+    ratios.sort()
+    return {"median": ratios[len(ratios) // 2], "max": ratios[-1], "epochs": len(ratios)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -42,8 +58,11 @@ def main(argv: list[str] | None = None) -> int:
     for r in results:
         hits = ", ".join(f"{t}%: " + ("not reached" if v is None else f"{v['minutes']:.1f} min (epoch {v['epoch']})")
                          for t, v in r["reached"].items())
+        loop = r["loop_over_steps"]
+        loop = ("" if loop is None else f"; epoch wall / step time {loop['median']:.3f} median, "
+                f"{loop['max']:.3f} max over {loop['epochs']} epochs")
         print(f"{r['run']}: best {r['best_valid']:.2f}% valid at epoch {r['best_epoch']} of "
-              f"{r['epochs']} ({r['minutes']:.1f} min); {hits}")
+              f"{r['epochs']} ({r['minutes']:.1f} min); {hits}{loop}")
     return 0
 
 

@@ -251,10 +251,11 @@ def test_xla_vmapped_gradients_equal_matmul(x_batched):
 
 def test_time_to_accuracy_reads_first_epoch_over_each_threshold(tmp_path):
     from benchmarks.time_to_accuracy import time_to_accuracy
-    lines = [{"epoch": e, "valid_accuracy": a, "wall_seconds": 60.0 * e} for e, a in
-             ((1, 70.0), (2, 81.0), (3, 80.5), (4, 83.0))]
+    lines = [{"epoch": e, "valid_accuracy": a, "wall_seconds": 60.0 * e, "train_seconds": t}
+             for e, a, t in ((1, 70.0, 55.0), (2, 81.0, 50.0), (3, 80.5, 48.0), (4, 83.0, 40.0))]
     (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
     r = time_to_accuracy(tmp_path / "metrics.jsonl", [80, 82, 84])
     assert r["reached"]["80"] == {"epoch": 2, "minutes": 2.0}
     assert r["reached"]["82"]["epoch"] == 4 and r["reached"]["84"] is None
     assert r["best_valid"] == 83.0 and r["epochs"] == 4
+    assert r["loop_over_steps"] == {"median": 60.0 / 48.0, "max": 60.0 / 40.0, "epochs": 3}
