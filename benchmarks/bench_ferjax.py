@@ -18,10 +18,10 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
-from benchmarks.common import (MIN_TIME_S, channels_of, random_batch, rate,  # noqa: E402
-                               time_steps, top_ops_from_trace)
+from benchmarks.common import MIN_TIME_S, random_batch, rate, time_steps, top_ops_from_trace  # noqa: E402
 from ferjax.config import DataConfig, LossConfig, ModelConfig, RunConfig  # noqa: E402
 from ferjax.devices import usable_cores  # noqa: E402
+from ferjax.features import num_channels  # noqa: E402
 from ferjax.models import (build_model, count_params, flops_per_image, inference_model, init_variables,  # noqa: E402
                            resolve_conv)
 from ferjax.train.group import Placement, create_states  # noqa: E402
@@ -57,7 +57,7 @@ def _train_setup(model, batch, features, conv, image_size, k):
     placement = Placement.for_group(k, batch, conv)
     state = placement.put_state(create_states(cfgs, STEPS_PER_EPOCH))
     step = placement.batch_train_step()
-    data = placement.put_batch(random_batch(batch, channels_of(features), image_size))
+    data = placement.put_batch(random_batch(batch, num_channels(features), image_size))
     return state, step, data
 
 
@@ -116,7 +116,7 @@ def sequential(model: str = "light", batch: int = 64, features: str = "O", conv:
     cfgs = run_configs(model, batch, features, conv, image_size, k)
     placement = Placement.create(1, batch)
     step = placement.batch_train_step()
-    data = placement.put_batch(random_batch(batch, channels_of(features), image_size))
+    data = placement.put_batch(random_batch(batch, num_channels(features), image_size))
     total, first, per_config, images = 0.0, None, [], 0
     for cfg in cfgs:
         holder = {"state": placement.put_state(create_states([cfg], STEPS_PER_EPOCH))}
@@ -148,10 +148,10 @@ def infer(model: str = "light", batch: int = 256, features: str = "O", conv: str
 def _infer(model, batch, features, conv, warmup, steps, image_size, profile_steps) -> dict:
     conv = conv or default_conv()
     net = build_model(model, conv)
-    variables = init_variables(net, jax.random.PRNGKey(0), channels_of(features), image_size)
+    variables = init_variables(net, jax.random.PRNGKey(0), num_channels(features), image_size)
     net, params = inference_model(model, variables["params"], variables.get("batch_stats"), conv)
     fwd = jax.jit(lambda p, x: net.apply({"params": p}, x, train=False)[0])
-    x = jnp.asarray(random_batch(batch, channels_of(features), image_size)["image"])
+    x = jnp.asarray(random_batch(batch, num_channels(features), image_size)["image"])
     devices = jax.devices()
     if len(devices) > 1 and batch % len(devices) == 0:   # several XLA devices: shard the batch
         from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
@@ -191,7 +191,7 @@ def ceiling(n: int = 2048, warmup: int = 2, steps: int = 5) -> dict:
 def flops(model: str, features: str, image_size: int = 64) -> dict:
     """Stated FLOP counts: XLA's forward count of the "lax" (plain nn.Conv) model; training
     is taken as 3x forward (forward + input gradient + weight gradient)."""
-    fwd = flops_per_image(build_model(model, "lax"), channels_of(features), image_size)
+    fwd = flops_per_image(build_model(model, "lax"), num_channels(features), image_size)
     return {"forward_flops_per_image": fwd, "train_flops_per_image": 3.0 * fwd,
             "source": "XLA cost_analysis of the 'lax' model's forward pass; train = 3 x forward"}
 
@@ -234,7 +234,7 @@ def pipeline_fed(model: str = "light", batch: int = 64, features: str = "O-S-L",
     placement = Placement.create(1, batch)
     holder = {"state": placement.put_state(create_states(cfgs, STEPS_PER_EPOCH))}
     step = placement.batch_train_step()
-    resident = placement.put_batch(random_batch(batch, channels_of(features), image_size))
+    resident = placement.put_batch(random_batch(batch, num_channels(features), image_size))
 
     def one():
         holder["state"], _ = step(holder["state"], resident)

@@ -18,8 +18,9 @@ import keras  # noqa: E402  (ImportError here is how run.py learns the peer is m
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from benchmarks.common import (LIGHT_PARAMS_1CH, VGG13_PARAMS_1CH, channels_of, random_batch,  # noqa: E402
-                               rate, time_steps)
+from benchmarks.common import (LIGHT_PARAMS_1CH, VGG13_PARAMS_1CH, random_batch, rate,  # noqa: E402
+                               time_steps)
+from ferjax.features import num_channels  # noqa: E402
 
 
 class SpaceToDepth2(keras.layers.Layer):
@@ -76,11 +77,11 @@ def build(model: str, channels: int, image_size: int = 64) -> keras.Model:
 
 def _setup(model, batch, features, image_size, jit_compile):
     keras.utils.set_random_seed(0)
-    net = build(model, channels_of(features), image_size)
+    net = build(model, num_channels(features), image_size)
     net.compile(optimizer=keras.optimizers.Adam(3e-4),
                 loss=keras.losses.CategoricalCrossentropy(from_logits=True),
                 jit_compile=bool(jit_compile))
-    data = random_batch(batch, channels_of(features), image_size)
+    data = random_batch(batch, num_channels(features), image_size)
     return net, tf.constant(data["image"]), tf.constant(data["target"])
 
 

@@ -15,8 +15,9 @@ import torch  # noqa: E402  (ImportError here is how run.py learns the peer is m
 from torch import nn  # noqa: E402
 from torch.nn import functional as F  # noqa: E402
 
-from benchmarks.common import (LIGHT_PARAMS_1CH, VGG13_PARAMS_1CH, channels_of, random_batch,  # noqa: E402
-                               rate, time_steps)
+from benchmarks.common import (LIGHT_PARAMS_1CH, VGG13_PARAMS_1CH, random_batch, rate,  # noqa: E402
+                               time_steps)
+from ferjax.features import num_channels  # noqa: E402
 
 THREADS = 2
 
@@ -71,8 +72,8 @@ def _setup(model, batch, features, image_size, memory_format, seed=0):
     torch.set_num_threads(THREADS)
     torch.manual_seed(seed)
     fmt = {"contiguous": torch.contiguous_format, "channels_last": torch.channels_last}[memory_format]
-    net = build(model, channels_of(features), image_size).to(memory_format=fmt)
-    data = random_batch(batch, channels_of(features), image_size)
+    net = build(model, num_channels(features), image_size).to(memory_format=fmt)
+    data = random_batch(batch, num_channels(features), image_size)
     x = torch.from_numpy(data["image"]).permute(0, 3, 1, 2).contiguous(memory_format=fmt)
     y = torch.from_numpy(data["label"]).long()
     return net, x, y

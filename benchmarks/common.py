@@ -71,10 +71,6 @@ def random_batch(batch: int, channels: int, image_size: int, seed: int = 0) -> d
             "target": np.eye(NUM_CLASSES, dtype=np.float32)[labels], "label": labels}
 
 
-def channels_of(feature_set: str) -> int:
-    return {"O": 1, "O-S": 2, "O-L": 2, "O-S-L": 3}[feature_set]
-
-
 def cpu_model() -> str:
     try:
         with open("/proc/cpuinfo") as f:

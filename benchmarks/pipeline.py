@@ -47,12 +47,6 @@ def _timed(feature_set: str, n_images: int, batch_size: int, train: bool) -> tup
     return count / (time.perf_counter() - wall), count / (time.process_time() - cpu)
 
 
-def measure(feature_set: str, n_images: int = 10240, batch_size: int = 64,
-            train: bool = True) -> float:
-    """Images/s of one full epoch (dataset construction included), after a warm-up epoch."""
-    return _timed(feature_set, n_images, batch_size, train)[0]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=10240)

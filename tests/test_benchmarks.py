@@ -91,14 +91,14 @@ def test_keras_peer():
 def test_worker_process_reports_missing_and_peak_rss(tmp_path):
     """The subprocess path: a result with the kernel's peak RSS; a peer that cannot be
     imported comes back as 'missing', not as a crash."""
-    from benchmarks import run
-    rec = run.run_job("ferjax", "ceiling", {"n": 32, "warmup": 1, "steps": 1}, timeout=300)
+    from benchmarks.jobs import run_job
+    rec = run_job("ferjax", "ceiling", {"n": 32, "warmup": 1, "steps": 1}, timeout=300)
     assert rec["status"] == "ok" and positive(rec["result"]["gflops"]) and positive(rec["peak_rss_mb"])
     stub = tmp_path / "torch"          # shadows an installed torch, as if it were absent
     stub.mkdir()
     (stub / "__init__.py").write_text(
         "raise ModuleNotFoundError(\"No module named 'torch'\", name='torch')\n")
-    rec = run.run_job("torch", "probe", {}, timeout=300, pythonpath=(str(tmp_path),))
+    rec = run_job("torch", "probe", {}, timeout=300, pythonpath=(str(tmp_path),))
     assert rec["status"] == "missing" and "torch" in rec["error"] and rec["returncode"] == 3
 
 
@@ -107,31 +107,46 @@ def fake_record(rate, status="ok"):
             "error": "ModuleNotFoundError: No module named 'torch'" if status == "missing" else ""}
 
 
-def test_summary_and_report_keys(tmp_path):
-    from benchmarks import run
-    assert run.parse_variant("xla+2dev") == ("xla", 2) and run.parse_variant("matmul") == ("matmul", None)
+def test_summary_and_report_keys():
+    from benchmarks.comparison import Comparison
+    from benchmarks.plan import TARGETS
+    from benchmarks.report import markdown, target_lines
+    from benchmarks.suite import parse_variant
+    from benchmarks.summary import judge, summarize, summarize_targets, with_gflops
+    assert parse_variant("xla+2dev") == ("xla", 2) and parse_variant("matmul") == ("matmul", None)
     variants = {"ferjax": {"matmul": fake_record(120.0), "lax": fake_record(80.0)},
                 "torch": {"contiguous": fake_record(None, "missing"),
                           "channels_last": fake_record(None, "missing")},
                 "keras": {"jit": fake_record(100.0), "nojit": fake_record(90.0)}}
-    entry = {"workload": "light_train_b64", "task": "train", "model": "light", "batch": 64,
-             "features": "O", "channels": 1, "ferjax_default_conv": "matmul"}
-    entry.update(run.summarize(variants, default={"ferjax": "matmul"}))
-    run.judge(entry, *run.TARGETS["train"])
-    assert entry["best_peer"] == "keras" and entry["ratio_vs_best_peer"] == pytest.approx(1.2)
-    assert entry["ratio_vs_torch"] is None and entry["target_met"] is None
-    assert "torch" in entry["missing_peers"]
-    entry["flops"] = {"forward_flops_per_image": 1e7, "train_flops_per_image": 3e7}
-    suite = run.Suite("smoke", tmp_path, verbose=False)
-    suite.add_gflops(entry, ceiling=100.0)
-    assert entry["achieved_gflops"]["ferjax"] == pytest.approx(3.6)
-    sweep = {"workload": "sweep4_light", "task": "sweep", "model": "light", "batch": 64,
-             "features": "O", "conv": "matmul", "ks": [1, 4],
-             "per_k": [{"k": k, "vmapped_per_config": 10.0 * k, "sequential_per_config": 10.0,
-                        "ratio": float(k), "peak_rss_mb": {"vmapped": 1.0, "sequential": 1.0}}
-                       for k in (1, 4)],
-             "images_per_s": {"ferjax": 40.0, "sequential": 10.0}, "ratio_vs_best_peer": 4.0}
-    run.judge(sweep, *run.TARGETS["sweep"])
+    entry = Comparison(workload="light_train_b64", task="train", model="light", batch=64,
+                       features="O", channels=1, ferjax_default_conv="matmul",
+                       flops={"forward_flops_per_image": 1e7, "train_flops_per_image": 3e7},
+                       **summarize(variants, default={"ferjax": "matmul"}))
+    entry = judge(entry, *TARGETS["train"])
+    assert entry.best_peer == "keras" and entry.ratio_vs_best_peer == pytest.approx(1.2)
+    assert entry.ratio_vs_torch is None and entry.target_met is None
+    assert "torch" in entry.missing_peers
+    entry = with_gflops(entry, ceiling=100.0)
+    assert entry.achieved_gflops["ferjax"] == pytest.approx(3.6)
+    assert entry.fraction_of_ceiling["ferjax"] == pytest.approx(0.036)
+    sweep = Comparison(workload="sweep4_light", task="sweep", model="light", batch=64, features="O",
+                       channels=1, conv="matmul", ks=[1, 4],
+                       per_k=[{"k": k, "vmapped_per_config": 10.0 * k, "sequential_per_config": 10.0,
+                               "ratio": float(k), "peak_rss_mb": {"vmapped": 1.0, "sequential": 1.0}}
+                              for k in (1, 4)],
+                       images_per_s={"ferjax": 40.0, "sequential": 10.0}, best_peer="sequential",
+                       ratio_vs_best_peer=4.0)
+    sweep = judge(sweep, *TARGETS["sweep"])
+    assert sweep.target_met and sweep.target_met_all_k
+    # the JSON of each kind: its own fields only, in a fixed order, the target as a dict
+    train_json, sweep_json = entry.to_json(), sweep.to_json()
+    assert list(train_json)[:7] == ["workload", "task", "model", "batch", "features", "channels",
+                                    "ferjax_default_conv"]
+    assert train_json["target"] == {"ratio": "ratio_vs_torch", "against": "torch", "min": 1.1}
+    assert "per_k" not in train_json and "profile" not in train_json
+    assert {"ratio_vs_torch", "missing_peers", "achieved_gflops"} <= train_json.keys()
+    assert {"per_k", "ks", "unit", "target_met_all_k"} <= sweep_json.keys()
+    assert "ratio_vs_torch" not in sweep_json and "achieved_gflops" not in sweep_json
     pipeline = {"train_images_per_s": {"O": 3000.0, "O-S-L": 2000.0},
                 "train_images_per_cpu_s": {"O": 1600.0, "O-S-L": 1000.0}, "batch": 64,
                 "n_images": 1024, "fastest_consumer_images_per_s": 600.0,
@@ -152,13 +167,52 @@ def test_summary_and_report_keys(tmp_path):
                          "keras": {"available": True}},
                "ceiling": {"gflops": 100.0, "runs": [{"n": 64, "gflops": 100.0, "when": "start"}],
                            "torch_gflops": None},
-               "flops": {"light/O": entry["flops"]}, "comparisons": [entry, sweep],
+               "flops": {"light/O": entry.flops}, "comparisons": [train_json, sweep_json],
                "pipeline": pipeline, "notes": ["n"]}
-    results["targets"] = run.summarize_targets(results["comparisons"], pipeline)
+    results["targets"] = summarize_targets([entry, sweep], pipeline)
     assert {"comparisons", "ceiling", "pipeline", "machine", "targets"} <= results.keys()
     json.dumps(results)
-    md = run.markdown(results)
+    md = markdown(results)
     assert "Peer torch is missing" in md and "sweep4_light" in md and "light_train_b64" in md
+    assert len(target_lines(results)) == 3
+
+
+def test_suite_plans_and_reports_with_stand_in_jobs(tmp_path, monkeypatch):
+    """The whole quick suite, every job answered by a stand-in (no process, no timing): the
+    results.json keys the README names, and a report of them."""
+    from benchmarks import suite as suite_mod
+    from benchmarks.report import markdown
+
+    def fake_job(framework, func, kwargs, timeout, log=None, devices=None, min_time=0.0):
+        x = 100.0 + len(json.dumps(kwargs)) + (devices or 0)
+        result = {"probe": {"jax": "j", "flax": "f", "default_conv": "xla", "default_variant": "xla+2dev",
+                            "conv_impls": ["matmul", "lax", "xla"], "torch": "t", "keras": "k",
+                            "tensorflow": "tf"},
+                  "ceiling": {"gflops": 50.0},
+                  "flops": {"forward_flops_per_image": 1e7, "train_flops_per_image": 3e7},
+                  "pipeline": {"images_per_s": 3 * x, "images_per_cpu_s": x},
+                  "pipeline_fed": {"images_per_s": x, "resident_images_per_s": x, "data_wait_fraction": 0.0,
+                                   "data_wait_s": 0.0, "dispatch_s": 1.0, "backlog_s": 0.1,
+                                   "resident_step_s": 0.1, "wall_s": 2.0, "pipeline_bound": False},
+                  }.get(func, {"images_per_s": x, "images_per_s_per_config": x})
+        rec = {"status": "ok", "result": result, "framework": framework, "func": func, "kwargs": kwargs,
+               "wall_s": 0.0, "peak_rss_mb": 1.0, "devices": devices}
+        if log:
+            log(rec)
+        return rec
+
+    monkeypatch.setattr(suite_mod, "run_job", fake_job)
+    monkeypatch.setattr(suite_mod, "cpu_busy_fraction", lambda: 0.0)
+    monkeypatch.setattr(suite_mod, "cores", lambda: {"logical": 2, "usable": 2})
+    results = suite_mod.Suite("quick", tmp_path, profile="all", verbose=False).run()
+    json.dumps(results)
+    assert [c["workload"] for c in results["comparisons"]] == suite_mod.MODES["quick"]["workloads"]
+    for c in results["comparisons"]:
+        assert positive(c["images_per_s"]["ferjax"]) and positive(c["ratio_vs_best_peer"])
+        assert c["target"]["ratio"] in c and c["target_met"] in (True, False) and "profile" in c
+    assert len(results["targets"]) == len(results["comparisons"]) + 1
+    assert (tmp_path / "jobs.jsonl").read_text().count("\n") == len(results["jobs"])
+    assert "## Sweep: sweep4_light" in markdown(results)
 
 
 # ---------------------------------------------------------------- the "xla" conv variant

@@ -1,0 +1,141 @@
+"""From job records to the suite's numbers: kept rates, ratios, targets met or missed."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+from benchmarks.comparison import Comparison, Target
+
+
+def result_of(rec: dict, key: str):
+    return rec.get("result", {}).get(key) if rec.get("status") == "ok" else None
+
+
+def ratio(a, b):
+    return a / b if (a and b) else None
+
+
+def summarize(variants: dict[str, dict[str, dict]], default: dict[str, str]) -> dict:
+    """Per framework: every variant's images/s, the kept one, peak RSS, missing/failed peers
+    (Comparison's fields of a ferjax-vs-peers workload)."""
+    rates, best, images, rss, missing, errors = {}, {}, {}, {}, {}, {}
+    for fw, recs in variants.items():
+        rates[fw] = {v: result_of(r, "images_per_s") for v, r in recs.items()}
+        rss[fw] = {v: r.get("peak_rss_mb") for v, r in recs.items() if r["status"] == "ok"}
+        for v, r in recs.items():
+            if r["status"] == "missing":
+                missing[fw] = r.get("error", "").strip().splitlines()[-1] if r.get("error") else "missing"
+            elif r["status"] != "ok":
+                errors[f"{fw}/{v}"] = (r.get("error", "") or "").strip().splitlines()[-1:] or [r["status"]]
+        ok = {v: x for v, x in rates[fw].items() if x}
+        if not ok:
+            continue
+        best[fw] = max(ok, key=ok.get)
+        kept = default.get(fw, best[fw])
+        images[fw] = ok.get(kept)
+    peers = {fw: x for fw, x in images.items() if fw != "ferjax" and x}
+    best_peer = max(peers, key=peers.get) if peers else None
+    ferjax_best = max((x for x in rates.get("ferjax", {}).values() if x), default=None)
+    return {"images_per_s": images, "variant_images_per_s": rates, "best_variant": best,
+            "best_peer": best_peer,
+            "ratio_vs_best_peer": ratio(images.get("ferjax"), peers.get(best_peer)),
+            "ratio_vs_torch": ratio(images.get("ferjax"), peers.get("torch")),
+            "ferjax_best_variant_ratio_vs_best_peer": ratio(ferjax_best, peers.get(best_peer)),
+            "peak_rss_mb": rss, "missing_peers": missing, "errors": errors}
+
+
+def judge(c: Comparison, against: str, minimum: float) -> Comparison:
+    """c with its target (ratio vs `against` >= minimum) and whether it is met; a sweep also
+    says whether every K met it."""
+    key = {"torch": "ratio_vs_torch"}.get(against, "ratio_vs_best_peer")
+    c = replace(c, target=Target(key, against, minimum))
+    c = replace(c, target_met=None if c.ratio is None else bool(c.ratio >= minimum))
+    if c.task == "sweep":
+        c = replace(c, target_met_all_k=all(r["ratio"] is not None and r["ratio"] >= minimum
+                                            for r in c.per_k))
+    return c
+
+
+def sweep_row(k: int, vm: dict[str, dict], seq: dict[str, dict], default: str) -> dict:
+    """One K of a sweep from its vmapped and sequential records (variant label -> record):
+    images/s per configuration, and the vmapped default against the faster sequential."""
+    vm_rates = {conv: result_of(r, "images_per_s_per_config") for conv, r in vm.items()}
+    seq_rates = {conv: result_of(r, "images_per_s_per_config") for conv, r in seq.items()}
+    ok = {conv: x for conv, x in seq_rates.items() if x}
+    best_seq = max(ok, key=ok.get) if ok else default
+    ok_vm = {conv: x for conv, x in vm_rates.items() if x}
+    best_vm = max(ok_vm, key=ok_vm.get) if ok_vm else default
+    row = {"k": k, "vmapped_per_config": vm_rates.get(default), "vmapped_conv": default,
+           "sequential_per_config": ok.get(best_seq), "sequential_conv": best_seq,
+           "vmapped_per_config_by_conv": vm_rates,
+           "sequential_per_config_by_conv": seq_rates,
+           "best_vmapped_conv": best_vm,
+           "peak_rss_mb": {"vmapped": vm[default].get("peak_rss_mb"),
+                           "sequential": seq[best_seq].get("peak_rss_mb"),
+                           "vmapped_by_conv": {c: r.get("peak_rss_mb") for c, r in vm.items()}},
+           "status": {**{f"vmapped/{c}": r["status"] for c, r in vm.items()},
+                      **{f"sequential/{c}": r["status"] for c, r in seq.items()}}}
+    row["ratio"] = ratio(row["vmapped_per_config"], row["sequential_per_config"])
+    row["ratio_same_conv"] = ratio(row["vmapped_per_config"], seq_rates.get(default))
+    row["ratio_best_vmapped"] = ratio(ok_vm.get(best_vm), row["sequential_per_config"])
+    return row
+
+
+def with_gflops(c: Comparison, ceiling: float | None) -> Comparison:
+    """A training comparison with its achieved GFLOP/s (from the stated FLOP count) and, given
+    the matmul ceiling, their fraction of it."""
+    if c.task != "train" or not c.flops:
+        return c
+    per_image = c.flops["train_flops_per_image"]
+    achieved = {fw: (r * per_image / 1e9 if r else None) for fw, r in c.images_per_s.items()}
+    variants = {fw: {v: (r * per_image / 1e9 if r else None) for v, r in rows.items()}
+                for fw, rows in c.variant_images_per_s.items()}
+    fraction = {fw: (g / ceiling if g else None) for fw, g in achieved.items()} if ceiling else None
+    return replace(c, achieved_gflops=achieved, achieved_gflops_variants=variants,
+                   fraction_of_ceiling=fraction)
+
+
+def summarize_ceiling(start: list[dict], end: dict, torch: dict) -> dict:
+    """The matmul ceiling: the best of the runs at the start and the end, and PyTorch's."""
+    ok = [c["result"]["gflops"] for c in start + [end] if c["status"] == "ok"]
+    return {"gflops": max(ok) if ok else None,
+            "runs": [{"n": c["kwargs"]["n"], "gflops": c.get("result", {}).get("gflops"),
+                      "when": "start"} for c in start]
+            + [{"n": end["kwargs"]["n"], "gflops": end.get("result", {}).get("gflops"), "when": "end"}],
+            "torch_gflops": torch.get("result", {}).get("gflops"),
+            "definition": "float32 n x n matmul through jax.jit(jnp.dot), median of timed runs"}
+
+
+def summarize_pipeline(rates: dict[str, dict], fed: dict, consumers: dict[str, dict], batch: int,
+                       n_images: int, fed_workload: str, fed_variant: str) -> dict:
+    """The pipeline alone (feature set -> record) against its fastest consumer (the resident
+    steps, and the fed step's own), and the fed step's record: is the pipeline ever the
+    bottleneck?"""
+    keys = ("images_per_s", "resident_images_per_s", "data_wait_fraction", "data_wait_s",
+            "dispatch_s", "backlog_s", "resident_step_s", "wall_s", "pipeline_bound")
+    out = {"train_images_per_s": {fs: result_of(r, "images_per_s") for fs, r in rates.items()},
+           "train_images_per_cpu_s": {fs: result_of(r, "images_per_cpu_s") for fs, r in rates.items()},
+           "batch": batch, "n_images": n_images, "step_consumption_images_per_s": consumers,
+           "fed": {"workload": fed_workload, **{k: result_of(fed, k) for k in keys},
+                   "peak_rss_mb": fed.get("peak_rss_mb"), "status": fed["status"]}}
+    if fed["status"] == "ok":
+        consumers["fed step, resident batch"] = {
+            "images_per_s": fed["result"]["resident_images_per_s"], "conv": fed_variant}
+    osl = out["train_images_per_s"]["O-S-L"]
+    fastest = max([v["images_per_s"] for v in consumers.values()], default=None)
+    out["fastest_consumer_images_per_s"] = fastest
+    out["faster_than_fastest_step"] = (osl > fastest) if (osl and fastest) else None
+    verdicts = [v for v in (out["faster_than_fastest_step"],
+                            None if fed["status"] != "ok" else not out["fed"]["pipeline_bound"])
+                if v is not None]
+    out["target_met"] = all(verdicts) if verdicts else None
+    return out
+
+
+def summarize_targets(comparisons: list[Comparison], pipeline: dict) -> list[dict]:
+    rows = [{"workload": c.workload, "against": c.target.against, "min": c.target.min,
+             "ratio": c.ratio, "met": c.target_met} for c in comparisons]
+    rows.append({"workload": "pipeline (O-S-L)", "against": "fastest O-S-L step; not pipeline-bound",
+                 "min": 1.0, "ratio": ratio(pipeline["train_images_per_s"].get("O-S-L"),
+                                            pipeline.get("fastest_consumer_images_per_s")),
+                 "met": pipeline["target_met"]})
+    return rows
