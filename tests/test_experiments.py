@@ -66,3 +66,19 @@ def test_quick_table2_rows_learn_on_a_smaller_budget(tmp_path):
     assert [r["row"] for r in result["rows"]] == ["base+SL", "base+TL"]
     for r in result["rows"]:
         assert r["avg"] >= 30.0, r
+
+
+def test_a_selected_row_trains_alone_and_the_report_finds_it(tmp_path, capsys):
+    """--rows trains one configuration in a folder of its own; --report-only over its whole
+    feature set reports it and leaves out the row that never trained."""
+    out = tmp_path / "t2"
+    tiny = ["--epochs", "1", "--seeds", "1", "--synthetic-per-class", "12", "--batch-size", "16",
+            "--no-progress", "--out", str(out)]
+    assert table_main("table2", tiny + ["--rows", "base+SL"]) == 0
+    assert (out / "runs" / "light-O-seed0-base+SL" / "summary.json").exists()
+    capsys.readouterr()
+    assert table_main("table2", tiny + ["--feature-sets", "O", "--report-only"]) == 0
+    printed = capsys.readouterr().out
+    assert "base+SL-seed0 finished" in printed and "base+TL-seed0 not finished" in printed
+    result = json.loads((out / "table2.json").read_text())
+    assert [r["row"] for r in result["rows"]] == ["base+SL"] and "partial" in result["title"]

@@ -104,9 +104,12 @@ def row_configs(row: Row, model: str, profile: Profile, args, seed: int) -> RunC
         epochs=profile.epochs, seed=seed, data_seed=seed)
 
 
-def run_rows(rows, model: str, profile: Profile, args, log=None) -> dict[str, list[dict]]:
+def run_rows(rows, model: str, profile: Profile, args, log=None,
+             all_rows=None) -> dict[str, list[dict]]:
     """Trains every (row, seed): one vmapped group per (seed, feature set), seed by seed, so
-    that a table with more seeds reuses every group already trained; returns summaries by row."""
+    that a table with more seeds reuses every group already trained; returns summaries by row.
+    `all_rows`: the experiment's whole row list, when `rows` is a selection of it: a group
+    holding only some rows of its feature set trains in a folder named after them."""
     log = log or (lambda msg: print(msg, flush=True))
     groups: dict[tuple[int, str], list[Row]] = defaultdict(list)
     for seed in range(profile.seeds):
@@ -114,16 +117,19 @@ def run_rows(rows, model: str, profile: Profile, args, log=None) -> dict[str, li
             groups[(seed, row.features)].append(row)
     out: dict[str, list[dict]] = defaultdict(list)
     start, durations = time.time(), []
+    runs = Path(args.out) / "runs"
     for g, ((seed, features), members) in enumerate(groups.items()):
         cfgs = [row_configs(r, model, profile, args, seed) for r in members]
         names = [f"{r.name}-seed{seed}" for r in members]
-        workdir = Path(args.out) / "runs" / f"{model}-{features}-seed{seed}"
-        if getattr(args, "report_only", False):
-            done = finished_summaries(workdir, names, cfgs)
-            log(f"== group {features} seed {seed}: " + ("finished" if done else "not finished, left out"))
-            for row, s in zip(members, done or ()):
-                out[row.name].append(s)
+        done = [finished_summary(runs, model, seed, r, c) for r, c in zip(members, cfgs)]
+        if getattr(args, "report_only", False) or all(done):
+            log(f"== group {features} seed {seed}: " + ", ".join(
+                f"{n} {'finished' if s else 'not finished, left out'}" for n, s in zip(names, done)))
+            for row, s in zip(members, done):
+                if s is not None:
+                    out[row.name].append(s)
             continue
+        workdir = runs / group_folder(model, features, seed, members, all_rows or rows)
         t0 = time.time()
         log(f"== group {g + 1}/{len(groups)}, {features} seed {seed}: {len(cfgs)} runs trained "
             f"together ({', '.join(names)})")
@@ -139,19 +145,25 @@ def run_rows(rows, model: str, profile: Profile, args, log=None) -> dict[str, li
     return out
 
 
-def finished_summaries(workdir: Path, names: list[str], cfgs: list[RunConfig]) -> list[dict] | None:
-    """The summaries of a group that finished all its epochs with these configs, else None."""
-    dirs = [workdir] if len(names) == 1 else [workdir / "runs" / n for n in names]
-    summaries = []
-    for d, cfg in zip(dirs, cfgs):
-        path = d / "summary.json"
-        if not path.exists():
-            return None
-        s = json.loads(path.read_text())
-        if RunConfig.from_dict(s["config"]) != cfg:
-            return None
-        summaries.append(s)
-    return summaries
+def group_folder(model: str, features: str, seed: int, members, all_rows) -> str:
+    """`light-O-seed0` for a feature set's whole group; `light-O-seed0-base+SL` for a selection."""
+    whole = [r.name for r in all_rows if r.features == features]
+    folder = f"{model}-{features}-seed{seed}"
+    picked = [r.name for r in members]
+    return folder if picked == whole else "-".join([folder, *picked])
+
+
+def finished_summary(runs: Path, model: str, seed: int, row: Row, cfg: RunConfig) -> dict | None:
+    """The summary of (row, seed)'s run with this config that finished all its epochs, in
+    whichever group trained it (its feature set's whole group or a selection's), else None."""
+    name = f"{row.name}-seed{seed}"
+    for folder in sorted(runs.glob(f"{model}-{row.features}-seed{seed}*")):
+        for path in (folder / "runs" / name / "summary.json", folder / "summary.json"):
+            if path.exists():
+                s = json.loads(path.read_text())
+                if s.get("name") == name and RunConfig.from_dict(s["config"]) == cfg:
+                    return s
+    return None
 
 
 def _eta(durations: list[float], groups_left: int) -> str:
@@ -247,17 +259,21 @@ def table_main(table: str, argv: list[str] | None = None) -> int:
     add_arguments(p, default_out=f"results/{table}")
     p.add_argument("--feature-sets", nargs="+", default=None, choices=["O", "O-S", "O-L"],
                    help="train and report only the rows of these feature sets (a partial table)")
+    p.add_argument("--rows", nargs="+", default=None, choices=[r.name for r in rows],
+                   help="train and report only these rows (a partial table)")
     argv = sys.argv[1:] if argv is None else argv
     args = p.parse_args(argv)
-    if args.feature_sets:
-        rows = tuple(r for r in rows if r.features in args.feature_sets)
+    all_rows = rows
+    if args.feature_sets or args.rows:
+        rows = tuple(r for r in rows if (not args.feature_sets or r.features in args.feature_sets)
+                     and (not args.rows or r.name in args.rows))
         title += " (partial: " + ", ".join(r.name for r in rows) + ")"
     profile = resolve_profile(args, model)
     # a report of finished runs states the command that trains them (and any missing ones)
     command = " ".join([f"python -m ferjax.experiments.{table}", *(a for a in argv if a != "--report-only")])
     announce(args, command)
     setup_devices(args)
-    summaries = run_rows(rows, model, profile, args)
+    summaries = run_rows(rows, model, profile, args, all_rows=all_rows)
     result = aggregate(rows, summaries, model, profile, title, command)
     if is_primary():           # one process of several writes the table and figures
         write_outputs(result, Path(args.out), table)
