@@ -52,16 +52,21 @@ def _load(checkpoint):
     if checkpoint is None:
         from ferjax.assets import shipped_checkpoint
         checkpoint = shipped_checkpoint()
+    from ferjax import class_bias
+    from ferjax.train.checkpoint import best_dir
     cfg, arrays, meta = load_run(checkpoint)
+    meta = {**meta, "class_bias": class_bias.load(best_dir(checkpoint), meta["epoch"])}
     # batch norm folded into the convolutions; "lax" (nn.Conv) converts most simply to TF
     model, params = inference_model(cfg.model.name, arrays["params"], arrays.get("batch_stats"), "lax")
     size, channels = cfg.data.image_size, num_channels(cfg.data.features)
     return cfg, model, params, meta, str(checkpoint), size, channels
 
 
-def tf_functions(model, params, feature_set: str, image_size: int, channels: int, flip: bool = False):
+def tf_functions(model, params, feature_set: str, image_size: int, channels: int, flip: bool = False,
+                 class_bias=None):
     """(logits_fn, faces_fn): tf.functions of the model, and of preprocessing + model; with
-    flip, faces_fn's probabilities average each face's and its mirror's, as ferjax does."""
+    flip, faces_fn's probabilities average each face's and its mirror's, and a class bias
+    (ferjax/class_bias.py) reweighs them, as ferjax does."""
     import jax
     import numpy as np
     import tensorflow as tf
@@ -90,6 +95,9 @@ def tf_functions(model, params, feature_set: str, image_size: int, channels: int
         probs = tf.nn.softmax(logits, axis=-1)
         if flip:
             probs = 0.5 * (probs + tf.nn.softmax(logits_fn(images[:, :, ::-1])["logits"], axis=-1))
+        if class_bias is not None:
+            probs = probs * tf.exp(tf.constant(class_bias, tf.float32))
+            probs = probs / tf.reduce_sum(probs, axis=-1, keepdims=True)
         return {"logits": logits, "probabilities": probs}
 
     return logits_fn, faces_fn
@@ -116,14 +124,18 @@ def export(checkpoint, out, fmt: str = "savedmodel") -> Path:
     from ferjax.classes import CLASS_NAMES
 
     cfg, model, params, meta, source, size, channels = _load(checkpoint)
-    logits_fn, faces_fn = tf_functions(model, params, cfg.data.features, size, channels, cfg.eval_flip)
+    cb = meta["class_bias"]
+    logits_fn, faces_fn = tf_functions(model, params, cfg.data.features, size, channels, cfg.eval_flip,
+                                       None if cb is None else cb.vector)
     info = {"format": fmt, "checkpoint": source, "model": cfg.model.name,
             "features": cfg.data.features, "epoch": meta.get("epoch"),
             "input": {"name": "images", "dtype": "float32", "shape": [None, size, size, channels],
                       "preprocessing": "ferjax.data.pipeline.preprocess_numpy(faces_uint8_48x48, "
                                        f"{cfg.data.features!r}, {size})"},
             "output": {"name": "logits", "dtype": "float32", "shape": [None, len(CLASS_NAMES)]},
-            "classes": list(CLASS_NAMES)}
+            "classes": list(CLASS_NAMES),
+            # added to log-probabilities by the "faces" signature; apply it to "logits" yourself
+            "class_bias": None if cb is None else cb.bias}
     if fmt == "savedmodel":
         info["signatures"] = {"serving_default": "images -> logits",
                               "faces": "uint8 (N, 48, 48) faces -> logits, probabilities"}
