@@ -130,7 +130,7 @@ def sequential(model: str = "light", batch: int = 64, features: str = "O", conv:
         total += sum(timing["step_times_s"])
         images += batch * timing["steps"]
         per_config.append(timing["median_step_s"])
-        del holder
+        holder.clear()   # free this configuration's state before the next is built
     # every configuration timed for the same number of steps: each gets images/k of the total
     return {"images_per_s_per_config": images / k / total, "images_per_s": images / total,
             "k": k, "conv": conv,

@@ -8,7 +8,7 @@ Recipe: AdamW (lr 2e-3, wd 5e-4), one-cycle (10% warm-up, cosine), vote-distribu
 ("crossentropy") targets, batch 64, 2 CPU devices; valid = FER2013Valid majority-vote images,
 "tta" = mean softmax of the face and its mirror. Seed 0, data order seed 0.
 """
-import os, sys, time, json, argparse
+import time, json, argparse
 p = argparse.ArgumentParser()
 p.add_argument("--arch", default="v2"); p.add_argument("--epochs", type=int, default=10)
 p.add_argument("--lr", type=float, default=2e-3); p.add_argument("--wd", type=float, default=5e-4)
