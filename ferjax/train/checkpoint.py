@@ -43,7 +43,9 @@ def drop_steps_after(directory: Path, step: int) -> None:
 
 
 def save(directory: Path, step: int, arrays, meta: dict) -> None:
-    drop_steps_after(directory, step - 1)      # a step written before a kill is written anew
+    # No directory check here (a step left by a kill is dropped when the run resumes): with
+    # several processes, one would see the directory another has just created and enter
+    # orbax's barriers out of step with it.
     mngr = _manager(directory, create=True)
     mngr.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(arrays),
                                             meta=ocp.args.JsonSave(meta)), force=True)
