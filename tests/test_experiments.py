@@ -1,6 +1,8 @@
 """The experiment entry points end to end on tiny built-in data (a few steps per run)."""
 import json
 
+import pytest
+
 from ferjax import cli
 from ferjax.experiments import lambda_sweep
 from ferjax.experiments.common import table_main
@@ -43,13 +45,16 @@ def test_table2_writes_paper_shaped_outputs_and_publishes_checkpoints(tmp_path, 
 
 def test_lambda_sweep_writes_figure_3(tmp_path, capsys):
     out = tmp_path / "sweep"
-    argv = TINY + ["--feature-sets", "O-L", "--lams", "0.01", "1", "--out", str(out)]
+    argv = TINY + ["--feature-sets", "O-L", "--lams", "0", "0.01", "1", "--out", str(out)]
     assert lambda_sweep.main(argv) == 0
     result = json.loads((out / "lambda_sweep.json").read_text(), parse_constant=strict)
-    assert [p["lam"] for p in result["curves"]["O-L"]] == [0.01, 1.0]
+    assert [p["lam"] for p in result["curves"]["O-L"]] == [0.0, 0.01, 1.0]
     assert (out / "lambda_sweep_fig3.png").read_bytes()[:4] == b"\x89PNG"
     table = (out / "lambda_sweep.md").read_text()
     assert "| lambda | O-L |" in table and "| 0.01 | " in table and "| 1 | " in table
+    assert "| 0 (softmax alone) | " in table
+    with pytest.raises(SystemExit):
+        lambda_sweep.main(TINY + ["--lams", "-0.1", "--out", str(tmp_path / "bad")])
     (out / "lambda_sweep.md").unlink()
     assert lambda_sweep.main(["--replot", str(out / "lambda_sweep.json")]) == 0   # no training
     assert (out / "lambda_sweep.md").read_text() == table

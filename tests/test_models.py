@@ -58,10 +58,12 @@ def test_models_return_logits_and_penultimate_features():
         assert logits.shape == (3, 8) and feats.shape == (3, dim)
 
 
-def test_folded_batch_norm_computes_what_the_bn_model_computes_at_inference():
-    model = build_model("light")
-    variables = init_variables(model, jax.random.PRNGKey(0), 2)
-    x = jax.random.normal(jax.random.PRNGKey(1), (16, 64, 64, 2))
+@pytest.mark.parametrize("name,size,folded_count", [("light", 64, 361_072 + 864),
+                                                     ("vgg13", 32, 8_757_704 + 576 - 3 * 1024 * 1024)])
+def test_folded_batch_norm_computes_what_the_bn_model_computes_at_inference(name, size, folded_count):
+    model = build_model(name, batch_norm=True)
+    variables = init_variables(model, jax.random.PRNGKey(0), 2, size)
+    x = jax.random.normal(jax.random.PRNGKey(1), (16, size, size, 2))
     # non-trivial statistics and affine parameters: a few training-mode passes, then perturb
     for _ in range(3):
         _, upd = model.apply(variables, x * 3 + 1, train=True, mutable=["batch_stats"],
@@ -71,8 +73,15 @@ def test_folded_batch_norm_computes_what_the_bn_model_computes_at_inference():
         lambda path, v: v + 0.1 * jnp.cos(jnp.arange(v.size).reshape(v.shape))
         if "bn" in jax.tree_util.keystr(path) else v, variables["params"])
     ref_logits, ref_feats = model.apply({**variables, "params": params}, x)
-    plain, folded = inference_model("light", params, variables["batch_stats"])
-    assert count_params(folded) == 361_072 + 864
+    plain, folded = inference_model(name, params, variables["batch_stats"])
+    assert count_params(folded) == folded_count
     logits, feats = plain.apply({"params": folded}, x)
     np.testing.assert_allclose(logits, ref_logits, rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(feats, ref_feats, rtol=1e-4, atol=1e-4)
+
+
+def test_vgg13_is_plain_unless_batch_norm_is_asked_for():
+    plain = jax.eval_shape(lambda: init_params(build_model("vgg13"), jax.random.PRNGKey(0), 1))
+    bn = jax.eval_shape(lambda: init_params(build_model("vgg13", batch_norm=True), jax.random.PRNGKey(0), 1))
+    assert not any(k.startswith("bn") for k in plain)
+    assert count_params(bn) - count_params(plain) == 3_840      # scale and bias of 1,920 channels

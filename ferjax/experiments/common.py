@@ -33,16 +33,21 @@ class Profile:
     synthetic_per_class: int = 400
     image_size: int = 64           # the network's input side (the study's 64)
     batch_size: int = 64
+    batch_norm: bool | None = None  # None: the model's own (ModelConfig.batch_norm)
+    lam_delay: float = 0.0          # share of the steps lambda stays 0 before the recipe's ramp
 
 
 PROFILES = {
     # quick: under 10 minutes on an idle 2-core CPU, start-up included, on the built-in data;
     # labelled "quick" everywhere. Enough steps that every row learns (issue #16); VGG13
-    # runs on 32x32 inputs (same layers, a quarter of the work, a smaller first dense layer),
+    # runs on 32x32 inputs (same layers, a quarter of the work, a smaller first dense layer)
+    # with batch norm after every convolution (the plain network stays at chance for more
+    # steps than the budget holds) and softmax alone for the first half of the steps (center
+    # loss from step 0 pulled its 1,024 features together before they separated the classes),
     # which the table states.
     "quick": {"light": Profile("quick", "fast", epochs=12, seeds=1, synthetic_per_class=250),
               "vgg13": Profile("quick", "fast", epochs=8, seeds=1, synthetic_per_class=150,
-                               image_size=32, batch_size=32)},
+                               image_size=32, batch_size=32, batch_norm=True, lam_delay=0.5)},
     # paper: the study's recipe and schedule (the FERPlus reference trainer: up to 100 epochs).
     "paper": {m: Profile("paper", "paper", epochs=paper.EPOCHS, seeds=3) for m in MODEL_NAMES},
     # fast: this project's time-to-accuracy recipe (ferjax/configs/fast.py).
@@ -91,6 +96,12 @@ def resolve_profile(args, model: str) -> Profile:
     return base
 
 
+def command_line(experiment: str, argv: list[str]) -> str:
+    """The command to store beside a result: a report of finished runs states the command
+    that trains them (and any missing ones)."""
+    return " ".join([f"python -m ferjax.experiments.{experiment}", *(a for a in argv if a != "--report-only")])
+
+
 def row_configs(row: Row, model: str, profile: Profile, args, seed: int) -> RunConfig:
     base = get_config(model, profile.recipe)
     return base.replace(
@@ -99,8 +110,8 @@ def row_configs(row: Row, model: str, profile: Profile, args, seed: int) -> RunC
                                  train_subset=profile.train_subset,
                                  valid_subset=profile.valid_subset,
                                  synthetic_per_class=profile.synthetic_per_class),
-        model=dataclasses.replace(base.model, conv=args.conv),
-        loss=dataclasses.replace(base.loss, lam=row.lam),
+        model=dataclasses.replace(base.model, conv=args.conv, batch_norm=profile.batch_norm),
+        loss=dataclasses.replace(base.loss, lam=row.lam, delay_fraction=profile.lam_delay),
         epochs=profile.epochs, seed=seed, data_seed=seed)
 
 
@@ -186,14 +197,15 @@ def _mean_or_none(values) -> float | None:
     return float(np.mean(values)) if values else None
 
 
-def parameters(model: str, features: str, image_size: int) -> str:
-    """The study's count at its 64x64 input; at another size (the dense layers change), the count."""
-    if image_size == 64:
+def parameters(model: str, features: str, image_size: int, batch_norm: bool | None = None) -> str:
+    """The study's count at its 64x64 input; at another size (the dense layers change) or with
+    batch norm the model does not have by default, the count."""
+    from ferjax.models import build_model, count_params, default_batch_norm, init_params
+    if image_size == 64 and batch_norm in (None, default_batch_norm(model)):
         return PARAMETERS[model]
     import jax
     from ferjax.features import num_channels
-    from ferjax.models import build_model, count_params, init_params
-    shapes = jax.eval_shape(lambda: init_params(build_model(model), jax.random.key(0),
+    shapes = jax.eval_shape(lambda: init_params(build_model(model, batch_norm=batch_norm), jax.random.key(0),
                                                 num_channels(features), image_size))
     return f"{count_params(shapes) / 1e6:.3f}M at {image_size}x{image_size}"
 
@@ -210,6 +222,7 @@ def provenance(summaries: dict[str, list[dict]], model: str, profile: Profile, t
     first = runs[0]
     return Provenance(title=title, model=model, profile=profile.name, epochs=profile.epochs,
                       image_size=profile.image_size, batch_size=profile.batch_size,
+                      batch_norm=profile.batch_norm, lam_delay=profile.lam_delay,
                       seeds_per_row=counts[0] if len(counts) == 1 else f"{counts[0]}-{counts[-1]}",
                       data=first["data"], train_images=first["train_images"],
                       valid_images=first.get("valid_images"), reduced=bool(first["reduced"]),
@@ -232,7 +245,7 @@ def aggregate(rows, summaries: dict[str, list[dict]], model: str, profile: Profi
             best_epochs=tuple(s["best_epoch"] for s in runs),
             seeds=tuple(s["config"]["seed"] for s in runs),
             checkpoints=tuple(s["checkpoint"] for s in runs),
-            parameters=parameters(model, row.features, profile.image_size),
+            parameters=parameters(model, row.features, profile.image_size, profile.batch_norm),
             paper_accuracy=row.paper_accuracy, per_class=per_class))
     prov = provenance({r.name: summaries.get(r.name, []) for r in rows}, model, profile, title,
                       command, len(rows))
@@ -269,8 +282,7 @@ def table_main(table: str, argv: list[str] | None = None) -> int:
                      and (not args.rows or r.name in args.rows))
         title += " (partial: " + ", ".join(r.name for r in rows) + ")"
     profile = resolve_profile(args, model)
-    # a report of finished runs states the command that trains them (and any missing ones)
-    command = " ".join([f"python -m ferjax.experiments.{table}", *(a for a in argv if a != "--report-only")])
+    command = command_line(table, argv)
     announce(args, command)
     setup_devices(args)
     summaries = run_rows(rows, model, profile, args, all_rows=all_rows)

@@ -1,9 +1,10 @@
 """Figure 3: accuracy against the center-loss weight lambda (log axis), per feature set.
 
-All lambdas and seeds of one feature set train together as one vmapped group, spread over
-the available devices.
+All lambdas of one feature set and seed train together as one vmapped group, spread over
+the available devices. Lambda 0 (softmax alone, the SL row) is the baseline: a dashed line
+in the figure, since a log axis has no 0.
 
-    python -m ferjax.experiments.lambda_sweep --model light --lams 0.001 0.01 0.1 1 --seeds 2
+    python -m ferjax.experiments.lambda_sweep --model light --lams 0 0.001 0.01 0.1 1 --seeds 2
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from ferjax.experiments.paper import Row
 from ferjax.experiments.results import CurvePoint, SweepResult, json_text
 
 
-LAMS = (0.001, 0.01, 0.1, 0.5, 1.0)
+LAMS = (0.0, 0.001, 0.01, 0.1, 0.5, 1.0)
 QUICK_LAMS = (0.01, 0.1, 1.0)
 
 
@@ -55,9 +56,9 @@ def main(argv: list[str] | None = None) -> int:
     profile = common.resolve_profile(args, args.model)
     if args.lams is None:      # quick: three points, so the default run stays a few minutes
         args.lams = QUICK_LAMS if profile.name == "quick" else LAMS
-    if any(lam <= 0 for lam in args.lams):
-        p.error("--lams must be positive (a log axis); lambda = 0 is the SL row of table1/table2")
-    command = " ".join(["python -m ferjax.experiments.lambda_sweep", *argv])
+    if any(not lam >= 0 for lam in args.lams):
+        p.error(f"--lams must be 0 (the softmax baseline) or positive, got {args.lams}")
+    command = common.command_line("lambda_sweep", argv)
     common.announce(args, command)
     common.setup_devices(args)
     rows = sweep_rows(args.feature_sets, args.lams)

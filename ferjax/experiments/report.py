@@ -7,12 +7,17 @@ import numpy as np
 
 from ferjax.classes import CLASS_NAMES
 from ferjax.experiments.results import SweepResult, TableResult
+from ferjax.models import default_batch_norm
 
 
 def provenance(result: TableResult | SweepResult) -> str:
     p = result.provenance
     reduced = f"REDUCED: {p.train_images} train / {p.valid_images} valid images, " if p.reduced else ""
     size = f"{p.image_size}x{p.image_size} inputs (the study: 64x64), " if p.image_size != 64 else ""
+    if p.batch_norm is not None and p.batch_norm != default_batch_norm(p.model):
+        size += f"{'with' if p.batch_norm else 'without'} batch norm after every convolution, "
+    if p.lam_delay:
+        size += f"center loss from {p.lam_delay:.0%} of the steps on (softmax alone before), "
     return (f"data: {p.data}; profile: {p.profile} ({reduced}{size}{p.epochs} epochs, "
             f"{p.seeds_per_row} seed(s) per row, seeds {result.seeds}); "
             f"accuracy: {p.accuracy_split} split at each run's best-validation epoch")
@@ -75,7 +80,7 @@ def markdown_lambda(result: SweepResult) -> str:
             pt = next((p for p in pts if p.lam == lam), None)
             cells.append("-" if pt is None else
                          f"{pt.avg:.2f}" + (f" ({pt.min:.2f}-{pt.max:.2f})" if len(pt.accuracies) > 1 else ""))
-        lines.append(f"| {lam:g} | " + " | ".join(cells) + " |")
+        lines.append(f"| {lam:g}{' (softmax alone)' if lam == 0 else ''} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -136,11 +141,17 @@ def figure_lambda(result: SweepResult, path: Path) -> None:
     plt = _plt()
     prov = result.provenance
     fig, ax = plt.subplots(figsize=(7, 4.2))
-    for features, pts in result.curves.items():
+    for k, (features, points) in enumerate(result.curves.items()):
+        pts, color = [p for p in points if p.lam > 0], f"C{k}"
         avg = np.array([p.avg for p in pts])
-        ax.errorbar([p.lam for p in pts], avg, yerr=[avg - [p.min for p in pts], [p.max for p in pts] - avg],
-                    marker="o", capsize=3, label=features)
-    ax.set_xscale("log")
+        if pts:
+            ax.errorbar([p.lam for p in pts], avg, yerr=[avg - [p.min for p in pts], [p.max for p in pts] - avg],
+                        marker="o", capsize=3, label=features, color=color)
+        for base in (p for p in points if p.lam == 0):    # a log axis has no 0: the SL baseline as a line
+            ax.axhline(base.avg, linestyle="--", linewidth=1, color=color,
+                       label=f"{features}, lambda 0 (softmax alone)")
+    if any(p.lam > 0 for points in result.curves.values() for p in points):
+        ax.set_xscale("log")
     ax.set_xlabel("lambda (center-loss weight)")
     ax.set_ylabel(f"{prov.accuracy_split} accuracy (%)")
     ax.set_title(f"{prov.title} ({prov.profile} profile)", fontsize=10)

@@ -25,6 +25,8 @@ class Provenance:
     valid_images: int | None = None
     image_size: int = 64              # the network's input side (the study's 64)
     batch_size: int | None = None
+    batch_norm: bool | None = None    # None: the model's own
+    lam_delay: float = 0.0            # share of the steps trained on softmax alone before center loss
 
 
 class Spread:

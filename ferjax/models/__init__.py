@@ -7,7 +7,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ferjax.models.light import LightNet, fold_batch_norm, has_batch_norm
+from ferjax.models.batch_norm import fold_batch_norm, has_batch_norm
+from ferjax.models.light import LightNet
 from ferjax.models.vgg13 import VGG13
 
 MODELS = {"vgg13": VGG13, "light": LightNet}
@@ -21,17 +22,27 @@ def resolve_conv(conv: str = "auto") -> str:
     return "xla" if jax.default_backend() == "cpu" else "lax"
 
 
-def build_model(name: str, conv: str = "auto", batch_norm: bool = True):
-    return _build_model(name, resolve_conv(conv), batch_norm)
+def default_batch_norm(name: str) -> bool:
+    """Whether the model is trained with batch norm unless told otherwise (light: yes)."""
+    _check_name(name)
+    return MODELS[name].batch_norm
 
 
-@functools.lru_cache(maxsize=None)   # one instance per (name, conv): jitted steps are reused
+def build_model(name: str, conv: str = "auto", batch_norm: bool | None = None):
+    """batch_norm None: the model's default; False also builds the inference twin of a
+    batch-norm model, which `fold_batch_norm` fills."""
+    return _build_model(name, resolve_conv(conv),
+                        default_batch_norm(name) if batch_norm is None else batch_norm)
+
+
+@functools.lru_cache(maxsize=None)   # one instance per (name, conv, bn): jitted steps are reused
 def _build_model(name: str, conv: str, batch_norm: bool):
+    return MODELS[name](conv=conv, batch_norm=batch_norm)
+
+
+def _check_name(name: str) -> None:
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
-    if name == "light":
-        return LightNet(conv=conv, batch_norm=batch_norm)
-    return MODELS[name](conv=conv)
 
 
 def inference_model(name: str, params: dict, batch_stats: dict | None = None, conv: str = "auto"):
@@ -39,7 +50,7 @@ def inference_model(name: str, params: dict, batch_stats: dict | None = None, co
     evaluate, predict and export apply one plain network: `model.apply({"params": p}, x)`."""
     if batch_stats and has_batch_norm(params):
         return build_model(name, conv, batch_norm=False), fold_batch_norm(params, batch_stats)
-    return build_model(name, conv), params
+    return build_model(name, conv, batch_norm=False), params
 
 
 def count_params(params) -> int:

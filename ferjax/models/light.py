@@ -18,8 +18,9 @@ convolution with batch norm, which made it learn several times faster per epoch:
 Departures from the study's description: batch norm (the study names none), the
 space-to-depth stem, and the center loss taken on the fc layer's output before its ReLU
 (after the ReLU, a center loss with the study's lambda 0.5-1 drove every feature to zero on
-FERPlus: dead units, and the run stuck at the majority class). `fold_batch_norm` turns a trained model into the same network without
-batch norm (each BN folded into its convolution) for inference.
+FERPlus: dead units, and the run stuck at the majority class). `fold_batch_norm`
+(models/batch_norm.py) turns a trained model into the same network without batch norm (each
+BN folded into its convolution) for inference.
 """
 from __future__ import annotations
 
@@ -27,13 +28,12 @@ import flax.linen as nn
 import jax
 
 from ferjax.classes import NUM_CLASSES
+from ferjax.models.batch_norm import batch_norm
 from ferjax.models.conv import KERNEL_INIT, conv3x3, max_pool2
 
 CONV_WIDTHS = (24, 48, 96)     # each followed by 2x2 max pooling
 TOP_WIDTH = 128                # the last convolution, at 4x4
 FEATURE_DIM = 96               # the center loss's feature layer
-BN_MOMENTUM = 0.9
-BN_EPSILON = 1e-5
 
 
 def space_to_depth2(x: jax.Array) -> jax.Array:
@@ -58,8 +58,7 @@ class LightNet(nn.Module):
         for i, (name, width) in enumerate(zip(conv_names(), widths)):
             x = conv3x3(width, self.conv, name=name)(x)
             if self.batch_norm:
-                x = nn.BatchNorm(use_running_average=not train, momentum=BN_MOMENTUM,
-                                 epsilon=BN_EPSILON, name=f"bn{i + 1}")(x)
+                x = batch_norm(name, train)(x)
             x = nn.relu(x)
             if i < len(CONV_WIDTHS):
                 x = max_pool2(x, self.conv)
@@ -68,21 +67,3 @@ class LightNet(nn.Module):
         x = nn.Dropout(0.5, deterministic=not train)(nn.relu(features))
         logits = nn.Dense(self.num_classes, kernel_init=KERNEL_INIT, name="output")(x)
         return logits, features
-
-
-def fold_batch_norm(params: dict, batch_stats: dict) -> dict:
-    """Parameters of `LightNet(batch_norm=False)` computing what the BN model computes at
-    inference: BN(conv(x) + b) = conv(x) * s + (b - mean) * s + beta, s = gamma / sqrt(var + eps)."""
-    out = {k: v for k, v in params.items() if not k.startswith("bn")}
-    for i, name in enumerate(conv_names()):
-        bn, stats = params[f"bn{i + 1}"], batch_stats[f"bn{i + 1}"]
-        scale = bn["scale"] * jax.lax.rsqrt(stats["var"] + BN_EPSILON)
-        conv = params[name]
-        out[name] = {"kernel": conv["kernel"] * scale,
-                     "bias": (conv["bias"] - stats["mean"]) * scale + bn["bias"]}
-    return out
-
-
-def has_batch_norm(params: dict) -> bool:
-    return any(k.startswith("bn") for k in params)
-

@@ -4,6 +4,11 @@ conv3x3 64,64 | pool | drop .25 | conv 128,128 | pool | drop .25 | conv 256 x3 |
 drop .25 | conv 256 x3 | pool | drop .25 | fc 1024 | drop .5 | fc 1024 | drop .5 | fc 8.
 8,757,704 parameters with one input channel, 576 more per extra channel.
 Forward-pass cost: `flops_per_image`.
+
+batch_norm=True adds batch norm after every convolution (3,840 more parameters), which the
+reference does not have; the quick profile uses it because the plain network takes far more
+steps to leave chance than a few minutes on a CPU give (issue #16). `fold_batch_norm`
+(models/batch_norm.py) removes it again for inference.
 """
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ import flax.linen as nn
 import jax
 
 from ferjax.classes import NUM_CLASSES
+from ferjax.models.batch_norm import batch_norm
 from ferjax.models.conv import KERNEL_INIT, conv3x3, max_pool2
 
 BLOCKS = ((64, 64), (128, 128), (256, 256, 256), (256, 256, 256))
@@ -20,12 +26,17 @@ FC = (1024, 1024)
 class VGG13(nn.Module):
     conv: str = "matmul"
     num_classes: int = NUM_CLASSES
+    batch_norm: bool = False
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False):
         for b, widths in enumerate(BLOCKS):
             for i, width in enumerate(widths):
-                x = nn.relu(conv3x3(width, self.conv, name=f"conv{b + 1}_{i + 1}")(x))
+                name = f"conv{b + 1}_{i + 1}"
+                x = conv3x3(width, self.conv, name=name)(x)
+                if self.batch_norm:
+                    x = batch_norm(name, train)(x)
+                x = nn.relu(x)
             x = max_pool2(x, self.conv)
             x = nn.Dropout(0.25, deterministic=not train)(x)
         x = x.reshape(x.shape[0], -1)

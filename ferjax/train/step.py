@@ -21,16 +21,18 @@ def smooth(targets: jax.Array, amount: float) -> jax.Array:
 
 
 def train_step(state: TrainState, batch: dict, sample_targets: bool = False,
-               label_smoothing: float = 0.0, lam_ramp_steps: int = 0):
+               label_smoothing: float = 0.0, lam_ramp_steps: int = 0, lam_delay_steps: int = 0):
     """One optimiser step on softmax CE + lam x center loss, and Wen's center update.
-    lam_ramp_steps > 0: the center-loss weight grows linearly from 0 to lam over that many steps."""
+    The center-loss weight is 0 for the first lam_delay_steps, then grows linearly to lam over
+    lam_ramp_steps."""
     dropout_key, sample_key = jax.random.split(jax.random.fold_in(state.rng, state.step))
     targets = sample_one_hot(sample_key, batch["target"]) if sample_targets else batch["target"]
     targets = smooth(targets, label_smoothing)
     labels = batch["label"]
     lam = state.lam
-    if lam_ramp_steps:
-        lam = lam * jnp.minimum(1.0, state.step.astype(jnp.float32) / lam_ramp_steps)
+    if lam_ramp_steps or lam_delay_steps:
+        progress = (state.step.astype(jnp.float32) - lam_delay_steps) / max(lam_ramp_steps, 1)
+        lam = lam * jnp.clip(progress, 0.0, 1.0)
 
     def loss_fn(params):
         (logits, features), updates = state.apply_fn(
