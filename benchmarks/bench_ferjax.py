@@ -20,7 +20,7 @@ import numpy as np  # noqa: E402
 
 from benchmarks.common import MIN_TIME_S, random_batch, rate, time_steps, top_ops_from_trace  # noqa: E402
 from ferjax.config import DataConfig, LossConfig, ModelConfig, RunConfig  # noqa: E402
-from ferjax.devices import usable_cores  # noqa: E402
+from ferjax.devices import DEFAULT_CPU_DEVICES, usable_cores  # noqa: E402
 from ferjax.features import num_channels  # noqa: E402
 from ferjax.models import (build_model, count_params, flops_per_image, inference_model, init_variables,  # noqa: E402
                            resolve_conv)
@@ -35,8 +35,9 @@ def default_conv() -> str:
 
 
 def default_variant() -> str:
-    """What `ferjax train` runs by default: the default conv on one XLA device per core."""
-    n = usable_cores()
+    """What `ferjax train` runs by default: the default conv on DEFAULT_CPU_DEVICES devices
+    (0: one per core)."""
+    n = DEFAULT_CPU_DEVICES or usable_cores()
     return f"{default_conv()}+{n}dev" if n > 1 else default_conv()
 
 

@@ -30,6 +30,7 @@ class DataConfig:
     synthetic_per_class: int = 400   # train images per class of the built-in data
     train_subset: int = 0            # >0: use only this many training images (labelled reduced)
     valid_subset: int = 0            # >0: select on only this many validation images (reduced)
+    augment: bool = True             # the reference's random warps of training images
 
     def __post_init__(self):
         _check(self.features, FEATURE_SET_NAMES, "feature set")

@@ -1,8 +1,11 @@
-"""Host CPU devices: one XLA CPU device per core unless the user chose otherwise.
+"""Host CPU devices: one XLA CPU device unless the user asks for more.
 
 XLA:CPU keeps about one core busy on these small convolutions, so a 2-core host trains
-faster as two devices with the batch split between them (data parallel, by the same
-Placement that spreads a sweep over GPUs; the figures are in benchmarks/README.md).
+the light model up to twice as fast as two devices with the batch split between them (data
+parallel, by the same Placement that spreads a sweep over GPUs; `--cpu-devices 0`). It is
+not the default: with two host devices a gradient all-reduce can wait forever for the other
+device (XLA: "This thread has been waiting for all reduce ... may be stuck"), seen on a
+loaded machine and, on 2026-12-01, in the main job's first epoch on an idle one.
 This only takes effect before JAX runs its first operation, hence a call at the top of
 each entry point; it never touches GPU/TPU devices.
 """
@@ -19,7 +22,10 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
-def use_cpu_cores(devices: int = 0) -> int | None:
+DEFAULT_CPU_DEVICES = 1
+
+
+def use_cpu_cores(devices: int = DEFAULT_CPU_DEVICES) -> int | None:
     """Split the host CPU into `devices` XLA devices (0: one per usable core). Returns the
     count set, or None when left as it was: the user set the count in XLA_FLAGS, or JAX has
     already run (a warning says so if a count was asked for explicitly)."""
@@ -55,6 +61,7 @@ def _patient_collectives() -> None:
 
 
 def add_argument(parser) -> None:
-    parser.add_argument("--cpu-devices", type=int, default=0, metavar="N",
+    parser.add_argument("--cpu-devices", type=int, default=DEFAULT_CPU_DEVICES, metavar="N",
                         help="split the host CPU into N XLA devices, the batch split between "
-                             "them (default 0: one per core; 1: a single device)")
+                             f"them (default {DEFAULT_CPU_DEVICES}; 0: one per core, faster on "
+                             "small models but see the README's known issue)")

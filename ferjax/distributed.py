@@ -25,7 +25,7 @@ import os
 import sys
 import traceback
 
-from ferjax.devices import use_cpu_cores
+from ferjax.devices import DEFAULT_CPU_DEVICES, use_cpu_cores
 
 ENV = {"coordinator_address": "FERJAX_COORDINATOR", "num_processes": "FERJAX_NUM_PROCESSES",
        "process_id": "FERJAX_PROCESS_ID"}
@@ -109,7 +109,7 @@ def setup(args) -> bool:
     s = settings_from(args)
     if s.enabled:
         _bounded_collectives(s.collective_timeout)     # before use_cpu_cores adds its hour
-    use_cpu_cores(getattr(args, "cpu_devices", 0))
+    use_cpu_cores(getattr(args, "cpu_devices", DEFAULT_CPU_DEVICES))
     if not s.enabled:
         return False
     import jax

@@ -32,6 +32,15 @@ def update_centers(centers: jax.Array, features: jax.Array, labels: jax.Array,
     return centers - alpha * delta
 
 
+def center_loss_weight(lam: jax.Array, step: jax.Array, ramp_steps: int = 0,
+                       delay_steps: int = 0) -> jax.Array:
+    """lam after the schedule: 0 for the first delay_steps, then linear up to lam over ramp_steps."""
+    if not (ramp_steps or delay_steps):
+        return lam
+    progress = (jnp.asarray(step, jnp.float32) - delay_steps) / max(ramp_steps, 1)
+    return lam * jnp.clip(progress, 0.0, 1.0)
+
+
 def total_loss(logits, features, targets, labels, centers, lam):
     ce = softmax_cross_entropy(logits, targets)
     cl = center_loss(features, labels, centers)

@@ -73,6 +73,20 @@ def test_quick_table2_rows_learn_on_a_smaller_budget(tmp_path):
         assert r["avg"] >= 30.0, r
 
 
+def test_quick_table1_rows_learn_on_a_smaller_budget(tmp_path):
+    """Issue #16: the main job's default (quick VGG13) rows must leave chance. The O rows (SL,
+    and TL with lambda 0.05 after its softmax-only half) of the quick profile on less data."""
+    out = tmp_path / "t1"
+    argv = ["--feature-sets", "O", "--epochs", "5", "--synthetic-per-class", "100", "--no-progress",
+            "--out", str(out)]
+    assert table_main("table1", argv) == 0
+    result = json.loads((out / "table1.json").read_text())
+    assert [r["row"] for r in result["rows"]] == ["O-SL", "O-TL"]
+    assert "batch norm" in (out / "table1.md").read_text()
+    for r in result["rows"]:
+        assert r["avg"] >= 25.0, r
+
+
 def test_a_selected_row_trains_alone_and_the_report_finds_it(tmp_path, capsys):
     """--rows trains one configuration in a folder of its own; --report-only over its whole
     feature set reports it and leaves out the row that never trained."""

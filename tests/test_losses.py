@@ -2,7 +2,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ferjax.losses import center_loss, softmax_cross_entropy, total_loss, update_centers
+from ferjax.losses import center_loss, center_loss_weight, softmax_cross_entropy, total_loss, update_centers
 
 
 def test_center_loss_value_and_gradient_by_hand():
@@ -42,3 +42,12 @@ def test_lambda_zero_is_softmax_exactly():
     targets = jax.nn.one_hot(jnp.array([0, 1, 2, 3]), 8)
     loss, (ce, cl) = total_loss(logits, feats, targets, jnp.array([0, 1, 2, 3]), jnp.ones((8, 3)), 0.0)
     assert loss == ce and cl > 0
+
+
+def test_center_loss_weight_waits_for_its_delay_then_ramps_to_lambda():
+    weight = [float(center_loss_weight(jnp.float32(2.0), s, ramp_steps=10, delay_steps=20))
+              for s in (0, 19, 20, 25, 30, 100)]
+    assert weight == [0.0, 0.0, 0.0, 1.0, 2.0, 2.0]
+    assert [float(center_loss_weight(jnp.float32(2.0), s, ramp_steps=10)) for s in (0, 5, 10)] == [0.0, 1.0, 2.0]
+    assert float(center_loss_weight(jnp.float32(2.0), 0)) == 2.0
+    assert [float(center_loss_weight(jnp.float32(2.0), s, delay_steps=3)) for s in (2, 3, 4)] == [0.0, 0.0, 2.0]

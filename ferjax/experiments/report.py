@@ -18,6 +18,8 @@ def provenance(result: TableResult | SweepResult) -> str:
         size += f"{'with' if p.batch_norm else 'without'} batch norm after every convolution, "
     if p.lam_delay:
         size += f"center loss from {p.lam_delay:.0%} of the steps on (softmax alone before), "
+    if not p.augment:
+        size += "no augmentation, "
     return (f"data: {p.data}; profile: {p.profile} ({reduced}{size}{p.epochs} epochs, "
             f"{p.seeds_per_row} seed(s) per row, seeds {result.seeds}); "
             f"accuracy: {p.accuracy_split} split at each run's best-validation epoch")

@@ -27,6 +27,7 @@ class Provenance:
     batch_size: int | None = None
     batch_norm: bool | None = None    # None: the model's own
     lam_delay: float = 0.0            # share of the steps trained on softmax alone before center loss
+    augment: bool = True              # the reference's random warps of training images
 
 
 class Spread:

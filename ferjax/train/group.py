@@ -111,7 +111,7 @@ class Placement:
         run's step on it."""
         steps = steps_per_epoch * cfg.epochs
         ramp = int(cfg.loss.warmup_fraction * steps), int(cfg.loss.delay_fraction * steps)
-        return _jitted_train_step(self, cfg.data.features, cfg.data.image_size,
+        return _jitted_train_step(self, cfg.data.features, cfg.data.image_size, cfg.data.augment,
                                   cfg.data.label_mode == "probability", cfg.optim.label_smoothing, *ramp)
 
     def batch_train_step(self, sample_targets: bool = False, label_smoothing: float = 0.0):
@@ -131,7 +131,7 @@ class Placement:
 
 # Cached per placement, so runs with the same mesh reuse one compiled step.
 @functools.lru_cache(maxsize=None)
-def _jitted_train_step(placement: Placement, feature_set: str, image_size: int,
+def _jitted_train_step(placement: Placement, feature_set: str, image_size: int, augmented: bool,
                        sample_targets: bool, label_smoothing: float, lam_ramp_steps: int,
                        lam_delay_steps: int):
     one = functools.partial(train_step, sample_targets=sample_targets, label_smoothing=label_smoothing,
@@ -139,7 +139,10 @@ def _jitted_train_step(placement: Placement, feature_set: str, image_size: int,
 
     def step(state, data, idx, data_key, epoch, step_in_epoch):
         key = jax.random.fold_in(jax.random.fold_in(data_key, epoch), step_in_epoch)
-        batch = {"image": augment(key, data["image"][idx], feature_set, image_size),
+        images = data["image"][idx]
+        images = (augment(key, images, feature_set, image_size) if augmented else
+                  evaluation_inputs(images, feature_set, image_size))
+        batch = {"image": images,
                  "target": data["target"][idx], "label": data["label"][idx]}
         batch = jax.lax.with_sharding_constraint(batch, placement.batch)
         return jax.vmap(one, in_axes=(0, None))(state, batch)

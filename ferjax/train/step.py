@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 
 from ferjax.classes import NUM_CLASSES
-from ferjax.losses import total_loss, update_centers
+from ferjax.losses import center_loss_weight, total_loss, update_centers
 from ferjax.train.state import TrainState
 
 
@@ -29,10 +29,7 @@ def train_step(state: TrainState, batch: dict, sample_targets: bool = False,
     targets = sample_one_hot(sample_key, batch["target"]) if sample_targets else batch["target"]
     targets = smooth(targets, label_smoothing)
     labels = batch["label"]
-    lam = state.lam
-    if lam_ramp_steps or lam_delay_steps:
-        progress = (state.step.astype(jnp.float32) - lam_delay_steps) / max(lam_ramp_steps, 1)
-        lam = lam * jnp.clip(progress, 0.0, 1.0)
+    lam = center_loss_weight(state.lam, state.step, lam_ramp_steps, lam_delay_steps)
 
     def loss_fn(params):
         (logits, features), updates = state.apply_fn(
