@@ -75,10 +75,10 @@ def test_quick_table2_rows_learn_on_a_smaller_budget(tmp_path):
 
 def test_quick_table1_rows_learn_on_a_smaller_budget(tmp_path):
     """Issue #16: the main job's default (quick VGG13) rows must leave chance. The O rows (SL,
-    and TL with lambda 0.05 after its softmax-only half) of the quick profile on less data."""
+    and TL with lambda 0.05 after its softmax-only half) of the quick profile, a third of the
+    main job (on 100 faces per class and 5 epochs they had not left chance)."""
     out = tmp_path / "t1"
-    argv = ["--feature-sets", "O", "--epochs", "5", "--synthetic-per-class", "100", "--no-progress",
-            "--out", str(out)]
+    argv = ["--feature-sets", "O", "--no-progress", "--out", str(out)]
     assert table_main("table1", argv) == 0
     result = json.loads((out / "table1.json").read_text())
     assert [r["row"] for r in result["rows"]] == ["O-SL", "O-TL"]
