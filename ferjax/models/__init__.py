@@ -31,6 +31,7 @@ def default_batch_norm(name: str) -> bool:
 def build_model(name: str, conv: str = "auto", batch_norm: bool | None = None):
     """batch_norm None: the model's default; False also builds the inference twin of a
     batch-norm model, which `fold_batch_norm` fills."""
+    _check_name(name)
     return _build_model(name, resolve_conv(conv),
                         default_batch_norm(name) if batch_norm is None else batch_norm)
 

@@ -107,8 +107,8 @@ class Placement:
 
     def train_step(self, cfg: RunConfig, steps_per_epoch: int = 0):
         """(state, data, idx, epoch, step) -> (state, metrics): gathers the batch `idx` of the
-        resident data, augments it once (keyed by data seed, epoch and step) and runs every
-        run's step on it."""
+        resident data, augments it once (keyed by data seed, epoch and step; unless the config
+        turns augmentation off) and runs every run's step on it."""
         steps = steps_per_epoch * cfg.epochs
         ramp = int(cfg.loss.warmup_fraction * steps), int(cfg.loss.delay_fraction * steps)
         return _jitted_train_step(self, cfg.data.features, cfg.data.image_size, cfg.data.augment,
