@@ -7,13 +7,13 @@ import numpy as np
 
 from ferjax.classes import CLASS_NAMES
 from ferjax.experiments.results import SweepResult, TableResult
-from ferjax.models import default_batch_norm
 
 
 def provenance(result: TableResult | SweepResult) -> str:
     p = result.provenance
     reduced = f"REDUCED: {p.train_images} train / {p.valid_images} valid images, " if p.reduced else ""
     size = f"{p.image_size}x{p.image_size} inputs (the study: 64x64), " if p.image_size != 64 else ""
+    from ferjax.models import default_batch_norm    # here: redrawing a report needs no JAX otherwise
     if p.batch_norm is not None and p.batch_norm != default_batch_norm(p.model):
         size += f"{'with' if p.batch_norm else 'without'} batch norm after every convolution, "
     if p.lam_delay:
