@@ -44,6 +44,7 @@ class ModelConfig:
     name: ModelName = "light"
     conv: ConvImpl = "auto"          # see ferjax/models/conv.py; all share one parameter tree
     batch_norm: bool | None = None   # None: the model's own (light: yes; VGG13: no, as the reference)
+    dropout: bool = True             # False: trained without the model's dropout layers
 
     def __post_init__(self):
         _check(self.name, MODEL_NAMES, "model")
@@ -55,7 +56,6 @@ class LossConfig:
     lam: float = 0.0                 # center-loss weight; 0 is plain softmax (SL)
     alpha: float = 0.5               # center update rate of Wen et al. 2016
     warmup_fraction: float = 0.0     # lambda ramps linearly from 0 over this share of all steps
-    delay_fraction: float = 0.0      # ... after staying 0 for this share (softmax alone first)
 
     @property
     def name(self) -> str:

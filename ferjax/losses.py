@@ -32,12 +32,11 @@ def update_centers(centers: jax.Array, features: jax.Array, labels: jax.Array,
     return centers - alpha * delta
 
 
-def center_loss_weight(lam: jax.Array, step: jax.Array, ramp_steps: int = 0,
-                       delay_steps: int = 0) -> jax.Array:
-    """lam after the schedule: 0 for the first delay_steps, then linear up to lam over ramp_steps."""
-    if not (ramp_steps or delay_steps):
+def center_loss_weight(lam: jax.Array, step: jax.Array, ramp_steps: int = 0) -> jax.Array:
+    """lam after the schedule: linear from 0 up to lam over the first ramp_steps."""
+    if not ramp_steps:
         return lam
-    progress = (jnp.asarray(step, jnp.float32) - delay_steps) / max(ramp_steps, 1)
+    progress = jnp.asarray(step, jnp.float32) / ramp_steps
     return lam * jnp.clip(progress, 0.0, 1.0)
 
 

@@ -85,3 +85,18 @@ def test_vgg13_is_plain_unless_batch_norm_is_asked_for():
     bn = jax.eval_shape(lambda: init_params(build_model("vgg13", batch_norm=True), jax.random.PRNGKey(0), 1))
     assert not any(k.startswith("bn") for k in plain)
     assert count_params(bn) - count_params(plain) == 3_840      # scale and bias of 1,920 channels
+
+
+@pytest.mark.parametrize("name,size", [("light", 64), ("vgg13", 32)])
+def test_dropout_false_trains_the_same_network_deterministically(name, size):
+    x = jax.random.normal(jax.random.PRNGKey(1), (4, size, size, 1))
+
+    def train_logits(dropout: bool, key: int):
+        model = build_model(name, batch_norm=True, dropout=dropout)
+        variables = init_variables(model, jax.random.PRNGKey(0), 1, size)
+        (logits, _), _ = model.apply(variables, x, train=True, mutable=["batch_stats"],
+                                     rngs={"dropout": jax.random.PRNGKey(key)})
+        return np.asarray(logits)
+
+    assert not np.allclose(train_logits(True, 0), train_logits(True, 1))
+    np.testing.assert_array_equal(train_logits(False, 0), train_logits(False, 1))

@@ -16,10 +16,12 @@ def provenance(result: TableResult | SweepResult) -> str:
     from ferjax.models import default_batch_norm    # here: redrawing a report needs no JAX otherwise
     if p.batch_norm is not None and p.batch_norm != default_batch_norm(p.model):
         size += f"{'with' if p.batch_norm else 'without'} batch norm after every convolution, "
-    if p.lam_delay:
-        size += f"center loss from {p.lam_delay:.0%} of the steps on (softmax alone before), "
     if not p.augment:
         size += "no augmentation, "
+    if not p.dropout:
+        size += "no dropout, "
+    if p.learning_rate:
+        size += f"peak learning rate {p.learning_rate:g}, "
     return (f"data: {p.data}; profile: {p.profile} ({reduced}{size}{p.epochs} epochs, "
             f"{p.seeds_per_row} seed(s) per row, seeds {result.seeds}); "
             f"accuracy: {p.accuracy_split} split at each run's best-validation epoch")

@@ -26,8 +26,9 @@ class Provenance:
     image_size: int = 64              # the network's input side (the study's 64)
     batch_size: int | None = None
     batch_norm: bool | None = None    # None: the model's own
-    lam_delay: float = 0.0            # share of the steps trained on softmax alone before center loss
     augment: bool = True              # the reference's random warps of training images
+    dropout: bool = True              # the model's dropout layers in training
+    learning_rate: float | None = None  # None: the recipe's
 
 
 class Spread:

@@ -28,17 +28,18 @@ def default_batch_norm(name: str) -> bool:
     return MODELS[name].batch_norm
 
 
-def build_model(name: str, conv: str = "auto", batch_norm: bool | None = None):
+def build_model(name: str, conv: str = "auto", batch_norm: bool | None = None,
+                dropout: bool = True):
     """batch_norm None: the model's default; False also builds the inference twin of a
-    batch-norm model, which `fold_batch_norm` fills."""
+    batch-norm model, which `fold_batch_norm` fills. dropout: used in training only."""
     _check_name(name)
     return _build_model(name, resolve_conv(conv),
-                        default_batch_norm(name) if batch_norm is None else batch_norm)
+                        default_batch_norm(name) if batch_norm is None else batch_norm, dropout)
 
 
-@functools.lru_cache(maxsize=None)   # one instance per (name, conv, bn): jitted steps are reused
-def _build_model(name: str, conv: str, batch_norm: bool):
-    return MODELS[name](conv=conv, batch_norm=batch_norm)
+@functools.lru_cache(maxsize=None)   # one instance per configuration: jitted steps are reused
+def _build_model(name: str, conv: str, batch_norm: bool, dropout: bool):
+    return MODELS[name](conv=conv, batch_norm=batch_norm, dropout=dropout)
 
 
 def _check_name(name: str) -> None:

@@ -50,6 +50,7 @@ class LightNet(nn.Module):
     conv: str = "xla"
     num_classes: int = NUM_CLASSES
     batch_norm: bool = True      # False: the inference twin that `fold_batch_norm` fills
+    dropout: bool = True
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False):
@@ -62,8 +63,8 @@ class LightNet(nn.Module):
             x = nn.relu(x)
             if i < len(CONV_WIDTHS):
                 x = max_pool2(x, self.conv)
-        x = nn.Dropout(0.25, deterministic=not train)(x.reshape(x.shape[0], -1))
+        x = nn.Dropout(0.25, deterministic=not (train and self.dropout))(x.reshape(x.shape[0], -1))
         features = nn.Dense(FEATURE_DIM, kernel_init=KERNEL_INIT, name="fc")(x)
-        x = nn.Dropout(0.5, deterministic=not train)(nn.relu(features))
+        x = nn.Dropout(0.5, deterministic=not (train and self.dropout))(nn.relu(features))
         logits = nn.Dense(self.num_classes, kernel_init=KERNEL_INIT, name="output")(x)
         return logits, features

@@ -8,7 +8,10 @@ Forward-pass cost: `flops_per_image`.
 batch_norm=True adds batch norm after every convolution (3,840 more parameters), which the
 reference does not have; the quick profile uses it because the plain network takes far more
 steps to leave chance than a few minutes on a CPU give (issue #16). `fold_batch_norm`
-(models/batch_norm.py) removes it again for inference.
+(models/batch_norm.py) removes it again for inference. dropout=False trains without the
+dropout layers: the quick profile's few hundred steps are too few for the noise they add, and
+a center loss on features computed from dropped-out inputs can remove that noise only by
+shrinking the features (at lambda 1 the quick run collapsed to chance).
 """
 from __future__ import annotations
 
@@ -27,6 +30,7 @@ class VGG13(nn.Module):
     conv: str = "matmul"
     num_classes: int = NUM_CLASSES
     batch_norm: bool = False
+    dropout: bool = True           # False: trained without dropout (the quick profile)
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False):
@@ -38,11 +42,11 @@ class VGG13(nn.Module):
                     x = batch_norm(name, train)(x)
                 x = nn.relu(x)
             x = max_pool2(x, self.conv)
-            x = nn.Dropout(0.25, deterministic=not train)(x)
+            x = nn.Dropout(0.25, deterministic=not (train and self.dropout))(x)
         x = x.reshape(x.shape[0], -1)
         features = x
         for i, width in enumerate(FC):
             features = nn.Dense(width, kernel_init=KERNEL_INIT, name=f"fc{i + 5}")(x)
-            x = nn.Dropout(0.5, deterministic=not train)(nn.relu(features))
+            x = nn.Dropout(0.5, deterministic=not (train and self.dropout))(nn.relu(features))
         logits = nn.Dense(self.num_classes, kernel_init=KERNEL_INIT, name="output")(x)
         return logits, features

@@ -38,7 +38,7 @@ def create_states(cfgs: list[RunConfig], steps_per_epoch: int) -> TrainState:
     """K stacked TrainStates, one per config, built by one vmapped init (so they share tx)."""
     check_group(cfgs)
     base = cfgs[0]
-    model = build_model(base.model.name, base.model.conv, base.model.batch_norm)
+    model = build_model(base.model.name, base.model.conv, base.model.batch_norm, base.model.dropout)
     tx = make_optimizer(base.optim, steps_per_epoch, base.epochs)
     channels, size = num_channels(base.data.features), base.data.image_size
     dim = feature_dim(model, channels, size)
@@ -110,9 +110,9 @@ class Placement:
         resident data, augments it once (keyed by data seed, epoch and step; unless the config
         turns augmentation off) and runs every run's step on it."""
         steps = steps_per_epoch * cfg.epochs
-        ramp = int(cfg.loss.warmup_fraction * steps), int(cfg.loss.delay_fraction * steps)
         return _jitted_train_step(self, cfg.data.features, cfg.data.image_size, cfg.data.augment,
-                                  cfg.data.label_mode == "probability", cfg.optim.label_smoothing, *ramp)
+                                  cfg.data.label_mode == "probability", cfg.optim.label_smoothing,
+                                  int(cfg.loss.warmup_fraction * steps))
 
     def batch_train_step(self, sample_targets: bool = False, label_smoothing: float = 0.0):
         """(state, batch) -> (state, metrics) on an already preprocessed batch: the step alone,
@@ -132,10 +132,9 @@ class Placement:
 # Cached per placement, so runs with the same mesh reuse one compiled step.
 @functools.lru_cache(maxsize=None)
 def _jitted_train_step(placement: Placement, feature_set: str, image_size: int, augmented: bool,
-                       sample_targets: bool, label_smoothing: float, lam_ramp_steps: int,
-                       lam_delay_steps: int):
+                       sample_targets: bool, label_smoothing: float, lam_ramp_steps: int):
     one = functools.partial(train_step, sample_targets=sample_targets, label_smoothing=label_smoothing,
-                            lam_ramp_steps=lam_ramp_steps, lam_delay_steps=lam_delay_steps)
+                            lam_ramp_steps=lam_ramp_steps)
 
     def step(state, data, idx, data_key, epoch, step_in_epoch):
         key = jax.random.fold_in(jax.random.fold_in(data_key, epoch), step_in_epoch)

@@ -21,15 +21,14 @@ def smooth(targets: jax.Array, amount: float) -> jax.Array:
 
 
 def train_step(state: TrainState, batch: dict, sample_targets: bool = False,
-               label_smoothing: float = 0.0, lam_ramp_steps: int = 0, lam_delay_steps: int = 0):
+               label_smoothing: float = 0.0, lam_ramp_steps: int = 0):
     """One optimiser step on softmax CE + lam x center loss, and Wen's center update.
-    The center-loss weight is 0 for the first lam_delay_steps, then grows linearly to lam over
-    lam_ramp_steps."""
+    The center-loss weight grows linearly from 0 to lam over the first lam_ramp_steps."""
     dropout_key, sample_key = jax.random.split(jax.random.fold_in(state.rng, state.step))
     targets = sample_one_hot(sample_key, batch["target"]) if sample_targets else batch["target"]
     targets = smooth(targets, label_smoothing)
     labels = batch["label"]
-    lam = center_loss_weight(state.lam, state.step, lam_ramp_steps, lam_delay_steps)
+    lam = center_loss_weight(state.lam, state.step, lam_ramp_steps)
 
     def loss_fn(params):
         (logits, features), updates = state.apply_fn(
