@@ -107,9 +107,25 @@ class RunConfig:
     @classmethod
     def from_dict(cls, d: dict) -> "RunConfig":
         return cls(data=DataConfig(**d["data"]), model=ModelConfig(**d["model"]),
-                   loss=LossConfig(**d["loss"]), optim=OptimConfig(**d["optim"]),
+                   loss=LossConfig(**_current("loss", d["loss"])), optim=OptimConfig(**d["optim"]),
                    epochs=d["epochs"], seed=d["seed"], data_seed=d.get("data_seed"),
                    eval_flip=d.get("eval_flip", False))
 
     def replace(self, **kw) -> "RunConfig":
         return dataclasses.replace(self, **kw)
+
+
+# Fields that configs saved by earlier versions may hold, with the value that meant what the
+# current code does: a saved config holding another value cannot be reproduced any more.
+RETIRED = {("loss", "delay_fraction"): 0.0}
+
+
+def _current(section: str, fields: dict) -> dict:
+    kept = dict(fields)
+    for (sec, name), same in RETIRED.items():
+        if sec == section and name in kept:
+            value = kept.pop(name)
+            if value != same:
+                raise ValueError(f"this run was saved with {section}.{name}={value}, which this "
+                                 f"version of ferjax no longer supports (only {same})")
+    return kept

@@ -139,3 +139,13 @@ def test_kill_at_seeded_instants_then_resume_equals_an_uninterrupted_run(tmp_pat
 @pytest.mark.slow
 def test_kill_at_many_seeded_instants(tmp_path):
     _check_kills(tmp_path, instants=12)
+
+
+def test_configs_saved_by_earlier_versions_load_when_they_mean_the_same():
+    from ferjax.config import RunConfig
+    saved = RunConfig().to_dict()
+    saved["loss"]["delay_fraction"] = 0.0          # a field an earlier version wrote
+    assert RunConfig.from_dict(saved) == RunConfig()
+    saved["loss"]["delay_fraction"] = 0.5
+    with pytest.raises(ValueError, match=r"loss\.delay_fraction=0\.5"):
+        RunConfig.from_dict(saved)
