@@ -13,6 +13,8 @@ CONV_NAMES: tuple[str, ...] = get_args(ConvImpl)
 FEATURE_SET_NAMES: tuple[str, ...] = ("O", "O-S", "O-L", "O-S-L")
 LABEL_MODE_NAMES: tuple[str, ...] = ("majority", "probability", "crossentropy", "multi_target")
 MODEL_NAMES: tuple[str, ...] = ("vgg13", "light")
+CenterReduction = Literal["mean", "sum"]
+CENTER_REDUCTION_NAMES: tuple[str, ...] = get_args(CenterReduction)
 
 
 def _check(value, allowed, what):
@@ -56,6 +58,13 @@ class LossConfig:
     lam: float = 0.0                 # center-loss weight; 0 is plain softmax (SL)
     alpha: float = 0.5               # center update rate of Wen et al. 2016
     warmup_fraction: float = 0.0     # lambda ramps linearly from 0 over this share of all steps
+    # Wen's 1/2 ||f - c||^2 over the D feature units: "mean" (1/D of the sum, so that lambda does
+    # not depend on the feature layer's width, which the study does not give; the usual TF/Keras
+    # form) or "sum" (Wen et al.'s; lambda x there = lambda x D here)
+    center_reduction: CenterReduction = "mean"
+
+    def __post_init__(self):
+        _check(self.center_reduction, CENTER_REDUCTION_NAMES, "center-loss reduction")
 
     @property
     def name(self) -> str:
@@ -114,10 +123,19 @@ class RunConfig:
     def replace(self, **kw) -> "RunConfig":
         return dataclasses.replace(self, **kw)
 
+    def canonical(self) -> "RunConfig":
+        """The same training, with the fields that cannot change it set to one value: the
+        center loss's reduction when lambda is 0 (softmax alone)."""
+        if self.loss.lam:
+            return self
+        return self.replace(loss=dataclasses.replace(self.loss, center_reduction="mean"))
+
 
 # Fields that configs saved by earlier versions may hold, with the value that meant what the
 # current code does: a saved config holding another value cannot be reproduced any more.
 RETIRED = {("loss", "delay_fraction"): 0.0}
+# Fields added since, with the value that reproduces a config saved without them.
+ADDED = {("loss", "center_reduction"): "sum"}
 
 
 def _current(section: str, fields: dict) -> dict:
@@ -128,4 +146,7 @@ def _current(section: str, fields: dict) -> dict:
             if value != same:
                 raise ValueError(f"this run was saved with {section}.{name}={value}, which this "
                                  f"version of ferjax no longer supports (only {same})")
+    for (sec, name), before in ADDED.items():
+        if sec == section:
+            kept.setdefault(name, before)
     return kept

@@ -14,10 +14,15 @@ def softmax_cross_entropy(logits: jax.Array, targets: jax.Array) -> jax.Array:
     return -jnp.mean(jnp.sum(targets * jax.nn.log_softmax(logits), axis=-1))
 
 
-def center_loss(features: jax.Array, labels: jax.Array, centers: jax.Array) -> jax.Array:
-    """0.5 x mean over the batch of ||f_i - c_{y_i}||^2, centers held constant."""
+def center_loss(features: jax.Array, labels: jax.Array, centers: jax.Array,
+                reduction: str = "mean") -> jax.Array:
+    """0.5 x mean over the batch of ||f_i - c_{y_i}||^2 ("sum", Wen et al.'s), or of its mean
+    over the feature units ("mean"); centers held constant."""
     diff = features - jax.lax.stop_gradient(centers)[labels]
-    return 0.5 * jnp.mean(jnp.sum(diff * diff, axis=-1))
+    per_image = jnp.sum(diff * diff, axis=-1)
+    if reduction == "mean":
+        per_image = per_image / features.shape[-1]
+    return 0.5 * jnp.mean(per_image)
 
 
 def update_centers(centers: jax.Array, features: jax.Array, labels: jax.Array,
@@ -40,7 +45,7 @@ def center_loss_weight(lam: jax.Array, step: jax.Array, ramp_steps: int = 0) -> 
     return lam * jnp.clip(progress, 0.0, 1.0)
 
 
-def total_loss(logits, features, targets, labels, centers, lam):
+def total_loss(logits, features, targets, labels, centers, lam, reduction: str = "mean"):
     ce = softmax_cross_entropy(logits, targets)
-    cl = center_loss(features, labels, centers)
+    cl = center_loss(features, labels, centers, reduction)
     return ce + lam * cl, (ce, cl)

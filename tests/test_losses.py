@@ -10,9 +10,11 @@ def test_center_loss_value_and_gradient_by_hand():
     labels = jnp.array([0, 1, 0])
     centers = jnp.array([[1.0, 0.0], [1.0, 1.0]])
     # squared distances: (0^2+2^2)=4, (2^2+1^2)=5, (1^2+0^2)=1 -> 0.5 * mean = 0.5*10/3
-    assert np.isclose(center_loss(feats, labels, centers), 0.5 * 10 / 3)
-    g = jax.grad(center_loss)(feats, labels, centers)
+    assert np.isclose(center_loss(feats, labels, centers, "sum"), 0.5 * 10 / 3)
+    g = jax.grad(center_loss)(feats, labels, centers, "sum")
     np.testing.assert_allclose(g, (feats - centers[labels]) / 3, rtol=1e-6)
+    # "mean" (the default): the same per feature unit, 2 units here
+    assert np.isclose(center_loss(feats, labels, centers), 0.5 * 10 / 3 / 2)
     assert np.all(jax.grad(center_loss, argnums=2)(feats, labels, centers) == 0)  # centers are not trained
 
 

@@ -149,3 +149,21 @@ def test_configs_saved_by_earlier_versions_load_when_they_mean_the_same():
     saved["loss"]["delay_fraction"] = 0.5
     with pytest.raises(ValueError, match=r"loss\.delay_fraction=0\.5"):
         RunConfig.from_dict(saved)
+
+
+def test_a_center_loss_saved_before_its_reduction_was_a_field_keeps_its_sum(tmp_path):
+    import dataclasses
+
+    from ferjax.config import LossConfig, RunConfig
+    from ferjax.train.loop import config_differences
+    tl = RunConfig(loss=LossConfig(lam=0.5))
+    saved = tl.to_dict()
+    del saved["loss"]["center_reduction"]           # written before 2026-12-01: Wen's sum
+    old = RunConfig.from_dict(saved)
+    assert old.loss.center_reduction == "sum"
+    assert [d.split(":")[0] for d in config_differences(old, tl)] == ["loss.center_reduction"]
+    sl_saved = RunConfig().to_dict()                # lambda 0: the reduction changes nothing
+    del sl_saved["loss"]["center_reduction"]
+    assert config_differences(RunConfig.from_dict(sl_saved), RunConfig()) == []
+    with pytest.raises(ValueError, match="center-loss reduction"):
+        dataclasses.replace(tl.loss, center_reduction="max")

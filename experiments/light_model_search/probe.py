@@ -44,6 +44,8 @@ ARCH = {
  "v2": dict(stages=((32,), (64, 64), (128, 128)), top=(), fc=32),         # 59 MFLOP
  "v3": dict(stages=((32,), (64,), (128,)), top=(160,), fc=64),
  "v4": dict(stages=((24,), (48, 48), (96, 96)), top=(192,), fc=48),
+ "v5": dict(stages=((32,), (64,), (128,)), top=(128,), fc=64),         # v1 wider early, 26 MFLOP
+ "v6": dict(stages=((32,), (64, 64), (128,)), top=(128,), fc=48),      # v5 + a 2nd conv at 16x16
 }
 class Net(nn.Module):
     stages: tuple; top: tuple; fc: int

@@ -38,6 +38,11 @@ class Profile:
     dropout: bool = True            # the model's dropout layers in training
     learning_rate: float | None = None  # None: the recipe's (peak) learning rate
 
+    def stated(self) -> dict:
+        """The training choices a result's Provenance states (it has a field for each)."""
+        return {f: getattr(self, f) for f in ("epochs", "image_size", "batch_size", "batch_norm",
+                                              "augment", "dropout", "learning_rate")}
+
 
 PROFILES = {
     # quick: under 10 minutes on an idle 2-core CPU, start-up included, on the built-in data;
@@ -180,7 +185,7 @@ def finished_summary(runs: Path, model: str, seed: int, row: Row, cfg: RunConfig
         for path in (folder / "runs" / name / "summary.json", folder / "summary.json"):
             if path.exists():
                 s = json.loads(path.read_text())
-                if s.get("name") == name and RunConfig.from_dict(s["config"]) == cfg:
+                if s.get("name") == name and RunConfig.from_dict(s["config"]).canonical() == cfg.canonical():
                     return s
     return None
 
@@ -228,10 +233,7 @@ def provenance(summaries: dict[str, list[dict]], model: str, profile: Profile, t
     if sum(1 for rs in summaries.values() if rs) < expected_rows or counts != [profile.seeds]:
         title += " (partial: the finished runs only)"
     first = runs[0]
-    return Provenance(title=title, model=model, profile=profile.name, epochs=profile.epochs,
-                      image_size=profile.image_size, batch_size=profile.batch_size,
-                      batch_norm=profile.batch_norm,
-                      augment=profile.augment, dropout=profile.dropout, learning_rate=profile.learning_rate,
+    return Provenance(title=title, model=model, profile=profile.name, **profile.stated(),
                       seeds_per_row=counts[0] if len(counts) == 1 else f"{counts[0]}-{counts[-1]}",
                       data=first["data"], train_images=first["train_images"],
                       valid_images=first.get("valid_images"), reduced=bool(first["reduced"]),

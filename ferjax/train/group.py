@@ -27,11 +27,13 @@ from ferjax.train.step import eval_step, train_step
 def check_group(cfgs: list[RunConfig]) -> None:
     if not cfgs:
         raise ValueError("a run group needs at least one configuration")
-    shared = lambda c: (c.data, c.model, c.optim, c.epochs, c.data_seed_or_seed)  # noqa: E731
+    shared = lambda c: (c.data, c.model, c.optim, c.epochs, c.data_seed_or_seed,  # noqa: E731
+                        c.loss.warmup_fraction, c.loss.center_reduction)
     for c in cfgs[1:]:
         if shared(c) != shared(cfgs[0]):
             raise ValueError("configurations trained together must share data, model, optimiser, "
-                             f"epochs and data seed; {c} differs from {cfgs[0]}")
+                             f"epochs, data seed and the center loss's ramp and reduction; "
+                             f"{c} differs from {cfgs[0]}")
 
 
 def create_states(cfgs: list[RunConfig], steps_per_epoch: int) -> TrainState:
@@ -112,7 +114,7 @@ class Placement:
         steps = steps_per_epoch * cfg.epochs
         return _jitted_train_step(self, cfg.data.features, cfg.data.image_size, cfg.data.augment,
                                   cfg.data.label_mode == "probability", cfg.optim.label_smoothing,
-                                  int(cfg.loss.warmup_fraction * steps))
+                                  int(cfg.loss.warmup_fraction * steps), cfg.loss.center_reduction)
 
     def batch_train_step(self, sample_targets: bool = False, label_smoothing: float = 0.0):
         """(state, batch) -> (state, metrics) on an already preprocessed batch: the step alone,
@@ -132,9 +134,10 @@ class Placement:
 # Cached per placement, so runs with the same mesh reuse one compiled step.
 @functools.lru_cache(maxsize=None)
 def _jitted_train_step(placement: Placement, feature_set: str, image_size: int, augmented: bool,
-                       sample_targets: bool, label_smoothing: float, lam_ramp_steps: int):
+                       sample_targets: bool, label_smoothing: float, lam_ramp_steps: int,
+                       center_reduction: str):
     one = functools.partial(train_step, sample_targets=sample_targets, label_smoothing=label_smoothing,
-                            lam_ramp_steps=lam_ramp_steps)
+                            lam_ramp_steps=lam_ramp_steps, center_reduction=center_reduction)
 
     def step(state, data, idx, data_key, epoch, step_in_epoch):
         key = jax.random.fold_in(jax.random.fold_in(data_key, epoch), step_in_epoch)

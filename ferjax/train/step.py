@@ -21,7 +21,7 @@ def smooth(targets: jax.Array, amount: float) -> jax.Array:
 
 
 def train_step(state: TrainState, batch: dict, sample_targets: bool = False,
-               label_smoothing: float = 0.0, lam_ramp_steps: int = 0):
+               label_smoothing: float = 0.0, lam_ramp_steps: int = 0, center_reduction: str = "mean"):
     """One optimiser step on softmax CE + lam x center loss, and Wen's center update.
     The center-loss weight grows linearly from 0 to lam over the first lam_ramp_steps."""
     dropout_key, sample_key = jax.random.split(jax.random.fold_in(state.rng, state.step))
@@ -34,7 +34,8 @@ def train_step(state: TrainState, batch: dict, sample_targets: bool = False,
         (logits, features), updates = state.apply_fn(
             {"params": params, "batch_stats": state.batch_stats}, batch["image"], train=True,
             rngs={"dropout": dropout_key}, mutable=["batch_stats"])
-        loss, (ce, cl) = total_loss(logits, features, targets, labels, state.centers, lam)
+        loss, (ce, cl) = total_loss(logits, features, targets, labels, state.centers, lam,
+                                     center_reduction)
         return loss, (logits, features, ce, cl, updates.get("batch_stats", state.batch_stats))
 
     grads, (logits, features, ce, cl, batch_stats) = jax.grad(loss_fn, has_aux=True)(state.params)
