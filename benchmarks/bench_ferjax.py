@@ -275,6 +275,40 @@ def pipeline_fed(model: str = "light", batch: int = 64, features: str = "O-S-L",
             "loss_finite": bool(np.all(np.isfinite(np.asarray(m["loss"]))))}
 
 
+def loop(model: str = "light", batch: int = 64, features: str = "O", conv: str | None = None,
+         per_class: int = 1000, epochs: int = 3, warmup: int = 3, image_size: int = 64) -> dict:
+    """The production loop (ferjax.train.loop.train: resident data, augmentation inside the
+    step, an evaluation, checkpoints and a metrics line every epoch) on the built-in faces,
+    against its step alone on a resident batch in the same process: each epoch after the first
+    (which holds the compiles) as wall time over steps x step time."""
+    import dataclasses
+    import json
+    import statistics
+    from ferjax.train.loop import train as train_run
+    conv = conv or default_conv()
+    cfg = run_configs(model, batch, features, conv, image_size)[0]
+    cfg = cfg.replace(data=dataclasses.replace(cfg.data, data="synthetic", synthetic_per_class=per_class),
+                      epochs=epochs)
+    with tempfile.TemporaryDirectory(prefix="ferjax-loop-") as d:
+        summary = train_run(cfg, d, progress=False, log=lambda msg: None)
+        lines = [json.loads(x) for x in (Path(d) / "metrics.jsonl").read_text().splitlines() if x.strip()]
+    steps = summary["train_images"] // batch
+    state, step, data = _train_setup(model, batch, features, conv, image_size, 1)
+    holder = {"state": state}
+
+    def one():
+        holder["state"], _ = step(holder["state"], data)
+        jax.block_until_ready(holder["state"])
+
+    step_s = time_steps(one, warmup, 3)["median_step_s"]
+    walls = [b["wall_seconds"] - a["wall_seconds"] for a, b in zip(lines, lines[1:])]
+    ratios = sorted(w / (steps * step_s) for w in walls)
+    return {"images_per_s": steps * batch / statistics.median(walls), "step_images_per_s": batch / step_s,
+            "loop_over_step": {"median": statistics.median(ratios), "max": ratios[-1], "epochs": len(ratios)},
+            "steps_per_epoch": steps, "train_images": summary["train_images"], "epochs": epochs,
+            "conv": conv, "model": model, "batch": batch, "features": features}
+
+
 VGG13_CONV_SHAPES = ((64, 1, 64), (64, 64, 64), (32, 64, 128), (32, 128, 128), (16, 128, 256),
                      (16, 256, 256), (8, 256, 256))   # (side, Cin, Cout); 8x8 also gets 256->256
 
@@ -314,7 +348,8 @@ def conv_layers(conv: str | None = None, batch: int = 64, warmup: int = 2, steps
 
 
 FUNCTIONS = {"conv_layers": conv_layers, "train": train, "sequential": sequential, "infer": infer, "ceiling": ceiling,
-             "flops": flops, "probe": probe, "pipeline": pipeline, "pipeline_fed": pipeline_fed}
+             "flops": flops, "probe": probe, "pipeline": pipeline, "pipeline_fed": pipeline_fed,
+             "loop": loop}
 
 if __name__ == "__main__":   # a one-off: python benchmarks/bench_ferjax.py train model=light
     import json

@@ -7,7 +7,7 @@ def _f(x, fmt="{:.1f}", none="–"):
 
 
 def markdown(r: dict) -> str:
-    sections = (_header, _targets, _rates, _sweeps, _pipeline, _profiles, _conv_layers, _flops, _notes)
+    sections = (_header, _targets, _rates, _sweeps, _loop, _pipeline, _profiles, _conv_layers, _flops, _notes)
     return "\n".join(line for section in sections for line in section(r)) + "\n"
 
 
@@ -136,6 +136,24 @@ def _sweeps(r: dict) -> list[str]:
                      f"{_f(row['peak_rss_mb']['vmapped'], '{:.0f}')} / "
                      f"{_f(row['peak_rss_mb']['sequential'], '{:.0f}')} |")
     return L
+
+
+def _loop(r: dict) -> list[str]:
+    """The production training loop against its own step."""
+    lp = r.get("loop")
+    if not lp:
+        return []
+    if lp["status"] != "ok":
+        return ["\n## Training loop\n", f"Not measured: the job ended with status {lp['status']}."]
+    over = lp["loop_over_step"]
+    return ["\n## Training loop\n",
+            f"`ferjax.train.loop.train` ({lp['model']}, batch {lp['batch']}, {lp['variant']}) on the "
+            f"built-in faces ({lp['train_images']} training images, {lp['steps_per_epoch']} steps per "
+            f"epoch, {lp['epochs']} epochs; every epoch's evaluation, checkpoints and metrics "
+            f"included): **{_f(lp['images_per_s'], '{:.0f}')} images/s**, against "
+            f"{_f(lp['step_images_per_s'], '{:.0f}')} for its step alone on a resident batch. An "
+            f"epoch after the first took {_f(over['median'], '{:.3f}')}x (median; at most "
+            f"{_f(over['max'], '{:.3f}')}x) its steps' time; goal at most 1.15x: {_met(lp['target_met'])}."]
 
 
 def _pipeline(r: dict) -> list[str]:

@@ -12,7 +12,7 @@ from benchmarks.common import cores, cpu_busy_fraction, cpu_model, load_average
 from benchmarks.comparison import Comparison
 from benchmarks.jobs import jsonable, run_job
 from benchmarks.plan import MODES, NOTES, PEERS, TARGETS, WORKLOADS
-from benchmarks.summary import (judge, summarize, summarize_ceiling, summarize_pipeline,
+from benchmarks.summary import (judge, summarize, summarize_ceiling, summarize_loop, summarize_pipeline,
                                 summarize_targets, sweep_row, with_gflops)
 from ferjax.features import num_channels
 
@@ -119,6 +119,7 @@ class Suite:
                 rec = self.job("ferjax", "conv_layers", conv=conv, batch=self.batch(64), **self.steps())
                 layers[conv] = rec.get("result", {}).get("layers") if rec["status"] == "ok" else None
         pipeline = self.pipeline(comparisons, info)
+        loop = self.loop(info)
         ceiling_end = self.job("ferjax", "ceiling", n=self.cfg["ceiling_n"][0])
         ceiling = summarize_ceiling(ceilings, ceiling_end, torch_ceiling)
         comparisons = [with_gflops(c, ceiling["gflops"]) for c in comparisons]
@@ -140,7 +141,8 @@ class Suite:
                       for p, v in self.peers.items()},
             "ceiling": ceiling, "flops": flops, "comparisons": [c.to_json() for c in comparisons],
             "pipeline": pipeline, "conv_layers": {"batch": self.batch(64), "by_conv": layers},
-            "targets": summarize_targets(comparisons, pipeline), "notes": NOTES, "jobs": self.jobs,
+            "loop": loop,
+            "targets": summarize_targets(comparisons, pipeline, loop), "notes": NOTES, "jobs": self.jobs,
         }
 
     # -- one workload
@@ -224,6 +226,14 @@ class Suite:
             fed_workload=f"light, O-S-L, batch {b}, {conv} conv"
             + (f", {devices} XLA devices" if devices else ""),
             fed_variant=conv + (f"+{devices}dev" if devices else ""))
+
+    def loop(self, info: dict) -> dict:
+        """The production training loop (light model, ferjax's default variant) on the built-in
+        faces, against its step alone."""
+        conv, devices = parse_variant(info["default_variant"])
+        rec = self.job("ferjax", "loop", model="light", batch=self.batch(64), conv=conv, devices=devices,
+                       per_class=self.cfg["loop_per_class"], warmup=self.cfg["warmup"])
+        return summarize_loop(rec, info["default_variant"])
 
     def add_profile(self, c: Comparison, info: dict) -> Comparison:
         n = self.cfg["profile_steps"]

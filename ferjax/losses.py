@@ -1,4 +1,5 @@
-"""Softmax cross-entropy (SL) and the center loss of Wen et al. 2016 (TL = SL + lambda x CL).
+"""Softmax cross-entropy (SL) and the center loss of Wen et al. 2016 (TL = SL + lambda x CL),
+by default per feature unit (`reduction="mean"`; see LossConfig.center_reduction).
 
 The class centers are not trained by the optimiser: the loss sees them as constants and
 `update_centers` moves them by Wen's rule inside the same jitted step.

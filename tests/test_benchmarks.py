@@ -65,6 +65,13 @@ def test_pipeline_and_fed_step(bf):
     assert fed["backlog_s"] >= 0 and positive(fed["resident_step_s"]) and fed["pipeline_bound"] in (True, False)
 
 
+def test_training_loop_against_its_step(bf):
+    r = bf.loop(per_class=8, epochs=3, warmup=1, **STEP)
+    assert r["steps_per_epoch"] == r["train_images"] // STEP["batch"] and r["loop_over_step"]["epochs"] == 2
+    assert positive(r["images_per_s"]) and positive(r["step_images_per_s"])
+    assert 0 < r["loop_over_step"]["median"] <= r["loop_over_step"]["max"]
+
+
 def test_torch_peer():
     pytest.importorskip("torch")
     from benchmarks import bench_torch as bt
@@ -191,6 +198,10 @@ def test_suite_plans_and_reports_with_stand_in_jobs(tmp_path, monkeypatch):
                   "ceiling": {"gflops": 50.0},
                   "flops": {"forward_flops_per_image": 1e7, "train_flops_per_image": 3e7},
                   "pipeline": {"images_per_s": 3 * x, "images_per_cpu_s": x},
+                  "loop": {"images_per_s": x, "step_images_per_s": 1.1 * x,
+                           "loop_over_step": {"median": 1.1, "max": 1.2, "epochs": 2},
+                           "steps_per_epoch": 10, "train_images": 640, "epochs": 3, "model": "light",
+                           "batch": 64},
                   "pipeline_fed": {"images_per_s": x, "resident_images_per_s": x, "data_wait_fraction": 0.0,
                                    "data_wait_s": 0.0, "dispatch_s": 1.0, "backlog_s": 0.1,
                                    "resident_step_s": 0.1, "wall_s": 2.0, "pipeline_bound": False},
@@ -210,9 +221,11 @@ def test_suite_plans_and_reports_with_stand_in_jobs(tmp_path, monkeypatch):
     for c in results["comparisons"]:
         assert positive(c["images_per_s"]["ferjax"]) and positive(c["ratio_vs_best_peer"])
         assert c["target"]["ratio"] in c and c["target_met"] in (True, False) and "profile" in c
-    assert len(results["targets"]) == len(results["comparisons"]) + 1
+    assert len(results["targets"]) == len(results["comparisons"]) + 2
+    assert results["loop"]["step_share"] == pytest.approx(1 / 1.1) and results["loop"]["target_met"]
     assert (tmp_path / "jobs.jsonl").read_text().count("\n") == len(results["jobs"])
-    assert "## Sweep: sweep4_light" in markdown(results)
+    md = markdown(results)
+    assert "## Sweep: sweep4_light" in md and "## Training loop" in md and "1.100x" in md
 
 
 # ---------------------------------------------------------------- the "xla" conv variant

@@ -167,3 +167,17 @@ def test_a_center_loss_saved_before_its_reduction_was_a_field_keeps_its_sum(tmp_
     assert config_differences(RunConfig.from_dict(sl_saved), RunConfig()) == []
     with pytest.raises(ValueError, match="center-loss reduction"):
         dataclasses.replace(tl.loss, center_reduction="max")
+
+
+def test_a_second_training_process_on_a_busy_workdir_fails_naming_the_first(tmp_path):
+    import os
+
+    from ferjax.config import RunConfig
+    from ferjax.train.loop import train
+    from ferjax.train.workdir_lock import WorkdirBusyError, workdir_lock
+    with workdir_lock(tmp_path):
+        with pytest.raises(WorkdirBusyError, match=f"process {os.getpid()} on .*another --workdir"):
+            train(RunConfig(epochs=1), tmp_path, progress=False)
+        assert not (tmp_path / "group.json").exists()        # it touched nothing
+    with workdir_lock(tmp_path):                               # released when its holder ends
+        pass

@@ -233,7 +233,10 @@ def provenance(summaries: dict[str, list[dict]], model: str, profile: Profile, t
     if sum(1 for rs in summaries.values() if rs) < expected_rows or counts != [profile.seeds]:
         title += " (partial: the finished runs only)"
     first = runs[0]
+    reductions = sorted({s["config"]["loss"].get("center_reduction", "sum") for s in runs
+                         if s["config"]["loss"]["lam"]} or {"mean"})
     return Provenance(title=title, model=model, profile=profile.name, **profile.stated(),
+                      center_reduction="+".join(reductions),
                       seeds_per_row=counts[0] if len(counts) == 1 else f"{counts[0]}-{counts[-1]}",
                       data=first["data"], train_images=first["train_images"],
                       valid_images=first.get("valid_images"), reduced=bool(first["reduced"]),

@@ -22,6 +22,8 @@ def provenance(result: TableResult | SweepResult) -> str:
         size += "no dropout, "
     if p.learning_rate:
         size += f"peak learning rate {p.learning_rate:g}, "
+    if p.center_reduction != "mean":
+        size += f"center loss: {p.center_reduction} over the feature units (lambda = the mean form's / units), "
     return (f"data: {p.data}; profile: {p.profile} ({reduced}{size}{p.epochs} epochs, "
             f"{p.seeds_per_row} seed(s) per row, seeds {result.seeds}); "
             f"accuracy: {p.accuracy_split} split at each run's best-validation epoch")

@@ -29,6 +29,8 @@ class Provenance:
     augment: bool = True              # the reference's random warps of training images
     dropout: bool = True              # the model's dropout layers in training
     learning_rate: float | None = None  # None: the recipe's
+    center_reduction: str = "sum"     # the center loss over the feature units (results written
+                                      # before it was stated used the sum)
 
 
 class Spread:

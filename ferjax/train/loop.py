@@ -28,6 +28,7 @@ from ferjax.metrics import Scores, summarize
 from ferjax.train.group import Placement, check_group, create_states, member
 from ferjax.train import checkpoint
 from ferjax.train.state import learning_rate_schedule, state_arrays, with_arrays
+from ferjax.train.workdir_lock import workdir_lock
 
 
 class NonFiniteLossError(ArithmeticError):
@@ -120,10 +121,19 @@ def train_group(cfgs: list[RunConfig], workdir: str | os.PathLike, *, names: lis
                 dataset: Dataset | None = None, progress: bool = True, log=None,
                 stop_after_steps: int | None = None) -> list[dict]:
     """Trains the group; returns one summary per run (also written to <run dir>/summary.json).
+    One process at a time per workdir (ferjax/train/workdir_lock.py).
 
     `stop_after_steps` ends the process-equivalent early (for kill/resume tests): the loop
     returns after that many steps of this call, without saving the unfinished epoch.
     """
+    Path(workdir).mkdir(parents=True, exist_ok=True)
+    with workdir_lock(Path(workdir), enabled=_primary()):
+        return _train_group(cfgs, Path(workdir), names=names, dataset=dataset, progress=progress,
+                            log=log, stop_after_steps=stop_after_steps)
+
+
+def _train_group(cfgs: list[RunConfig], workdir: Path, *, names, dataset, progress, log,
+                 stop_after_steps) -> list[dict]:
     started = time.time()
     check_group(cfgs)
     log = log or _log
