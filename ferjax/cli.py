@@ -36,8 +36,9 @@ def _cmd_train(args) -> int:
                                  synthetic_per_class=given(args.synthetic_per_class,
                                                            cfg.data.synthetic_per_class)),
         model=dataclasses.replace(cfg.model, conv=args.conv),
-        loss=dataclasses.replace(cfg.loss, lam=args.lam if args.loss == "TL" else 0.0, alpha=args.alpha,
-                                  center_reduction=args.center_reduction),
+        loss=dataclasses.replace(cfg.loss, lam=args.lam if args.loss == "TL" else 0.0,
+                                 alpha=given(args.alpha, cfg.loss.alpha),
+                                 center_reduction=given(args.center_reduction, cfg.loss.center_reduction)),
         optim=dataclasses.replace(cfg.optim, learning_rate=given(args.lr, cfg.optim.learning_rate)),
         epochs=given(args.epochs, cfg.epochs), seed=args.seed)
     summary = train(cfg, args.workdir, progress=not args.no_progress)
@@ -125,9 +126,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--features", default="O", choices=FEATURE_SET_NAMES)
     t.add_argument("--loss", default="SL", choices=["SL", "TL"], help="SL: softmax; TL: + lambda x center loss")
     t.add_argument("--lam", type=float, default=0.1, help="center-loss weight for --loss TL")
-    t.add_argument("--alpha", type=float, default=0.5, help="center update rate")
-    t.add_argument("--center-reduction", default="mean", choices=CENTER_REDUCTION_NAMES,
-                   help="center loss over the feature units: mean (default) or sum (Wen et al.'s; "
+    t.add_argument("--alpha", type=float, default=None, help="center update rate (default: the profile's)")
+    t.add_argument("--center-reduction", default=None, choices=CENTER_REDUCTION_NAMES,
+                   help="center loss over the feature units: mean (the default) or sum (Wen et al.'s; "
                         "lambda x there = lambda x D here, D the feature layer's width)")
     t.add_argument("--data", default="synthetic")
     t.add_argument("--profile", default="paper", choices=PROFILE_NAMES,
