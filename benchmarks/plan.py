@@ -18,13 +18,13 @@ MODES = {
                             "light_train_b32", "vgg13_train_b64_osl", "light_train_b64_osl",
                             "vgg13_infer_b256", "light_infer_b256", "sweep8_light"],
                  warmup=3, steps=10, ceiling_n=(2048, 4096), pipeline_images=10240,
-                 fed_images=5120, loop_per_class=1000, profile_steps=3, timeout=3600, batch_cap=None,
+                 fed_images=5120, loop_per_class=3500, profile_steps=3, timeout=3600, batch_cap=None,
                  skip_convs=(), conv_layers=True, min_time=10.0),
     # A few minutes: one workload per target kind, ferjax's "lax" path left out.
     "quick": dict(workloads=["vgg13_train_b32", "light_train_b64", "light_infer_b256",
                              "sweep4_light"],
                   warmup=2, steps=3, ceiling_n=(2048,), pipeline_images=2560,
-                  fed_images=1920, loop_per_class=500, profile_steps=2, timeout=1200, batch_cap=None,
+                  fed_images=1920, loop_per_class=3500, profile_steps=2, timeout=1200, batch_cap=None,
                   skip_convs=("lax",), conv_layers=False, min_time=3.0),
     # Only checks that every path runs: one step each, batches capped at 8.
     "smoke": dict(workloads=["vgg13_train_b32", "light_train_b64", "light_train_b64_osl",
