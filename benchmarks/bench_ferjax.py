@@ -293,14 +293,7 @@ def loop(model: str = "light", batch: int = 64, features: str = "O", conv: str |
         summary = train_run(cfg, d, progress=False, log=lambda msg: None)
         lines = [json.loads(x) for x in (Path(d) / "metrics.jsonl").read_text().splitlines() if x.strip()]
     steps = summary["train_images"] // batch
-    state, step, data = _train_setup(model, batch, features, conv, image_size, 1)
-    holder = {"state": state}
-
-    def one():
-        holder["state"], _ = step(holder["state"], data)
-        jax.block_until_ready(holder["state"])
-
-    step_s = time_steps(one, warmup, 3)["median_step_s"]
+    step_s = _train(model, batch, features, conv, warmup, 3, image_size, 1, 0)["median_step_s"]
     walls = [b["wall_seconds"] - a["wall_seconds"] for a, b in zip(lines, lines[1:])]
     ratios = sorted(w / (steps * step_s) for w in walls)
     return {"images_per_s": steps * batch / statistics.median(walls), "step_images_per_s": batch / step_s,
