@@ -124,11 +124,13 @@ class RunConfig:
         return dataclasses.replace(self, **kw)
 
     def canonical(self) -> "RunConfig":
-        """The same training, with the fields that cannot change it set to one value: the
-        center loss's reduction when lambda is 0 (softmax alone)."""
+        """The same training, with the fields that cannot change it set to one value: the data
+        seed that defaults to the seed, and the center loss's reduction when lambda is 0
+        (softmax alone)."""
+        same = self.replace(data_seed=self.data_seed_or_seed)
         if self.loss.lam:
-            return self
-        return self.replace(loss=dataclasses.replace(self.loss, center_reduction="mean"))
+            return same
+        return same.replace(loss=dataclasses.replace(self.loss, center_reduction="mean"))
 
 
 # Fields that configs saved by earlier versions may hold, with the value that meant what the

@@ -101,3 +101,23 @@ def test_a_selected_row_trains_alone_and_the_report_finds_it(tmp_path, capsys):
     assert "base+SL-seed0 finished" in printed and "base+TL-seed0 not finished" in printed
     result = json.loads((out / "table2.json").read_text())
     assert [r["row"] for r in result["rows"]] == ["base+SL"] and "partial" in result["title"]
+
+
+def test_a_finished_run_is_reused_by_its_config_not_its_name(tmp_path):
+    """A run trained by `ferjax train` (its own name, data seed left to default to the seed)
+    and linked into a table's runs folder counts for the row whose config it has, and only
+    for that row."""
+    from ferjax.config import DataConfig, LossConfig, ModelConfig, RunConfig
+    from ferjax.experiments.common import finished_summary
+    base_sl, base_tl = TABLE2[0], TABLE2[3]
+    row_cfg = RunConfig(data=DataConfig(features="O"), model=ModelConfig(name="light"),
+                        loss=LossConfig(lam=0.0), epochs=3, seed=1, data_seed=1)
+    trained = row_cfg.replace(data_seed=None)
+    folder = tmp_path / "light-O-seed1-base+SL"
+    folder.mkdir()
+    (folder / "summary.json").write_text(json.dumps({"name": "light-O-SL-lam0-seed1",
+                                                     "config": trained.to_dict()}))
+    assert finished_summary(tmp_path, "light", 1, base_sl, row_cfg)["name"] == "light-O-SL-lam0-seed1"
+    tl_cfg = row_cfg.replace(loss=LossConfig(lam=base_tl.lam))
+    assert finished_summary(tmp_path, "light", 1, base_tl, tl_cfg) is None
+    assert finished_summary(tmp_path, "light", 1, base_sl, row_cfg.replace(epochs=4)) is None

@@ -178,14 +178,15 @@ def group_folder(model: str, features: str, seed: int, members, all_rows) -> str
 
 
 def finished_summary(runs: Path, model: str, seed: int, row: Row, cfg: RunConfig) -> dict | None:
-    """The summary of (row, seed)'s run with this config that finished all its epochs, in
-    whichever group trained it (its feature set's whole group or a selection's), else None."""
+    """The summary of a finished run with (row, seed)'s config, in whichever group trained it
+    (its feature set's whole group, a selection's, or a single run linked in under such a
+    folder's name), else None. The config decides, not the run's name: it is the training."""
     name = f"{row.name}-seed{seed}"
     for folder in sorted(runs.glob(f"{model}-{row.features}-seed{seed}*")):
         for path in (folder / "runs" / name / "summary.json", folder / "summary.json"):
             if path.exists():
                 s = json.loads(path.read_text())
-                if s.get("name") == name and RunConfig.from_dict(s["config"]).canonical() == cfg.canonical():
+                if RunConfig.from_dict(s["config"]).canonical() == cfg.canonical():
                     return s
     return None
 
