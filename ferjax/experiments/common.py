@@ -232,7 +232,8 @@ def provenance(summaries: dict[str, list[dict]], model: str, profile: Profile, t
         raise ValueError("no finished runs to tabulate")
     counts = sorted({len(rs) for rs in summaries.values() if rs})
     if sum(1 for rs in summaries.values() if rs) < expected_rows or counts != [profile.seeds]:
-        title += " (partial: the finished runs only)"
+        title = (title[:-1] + "; the finished runs only)" if title.endswith(")") and "(partial: " in title
+                 else title + " (partial: the finished runs only)")
     first = runs[0]
     reductions = sorted({s["config"]["loss"].get("center_reduction", "sum") for s in runs
                          if s["config"]["loss"]["lam"]} or {"mean"})
