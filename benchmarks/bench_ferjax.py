@@ -76,10 +76,17 @@ def _named(profile_steps: int):
 
 def train(model: str = "light", batch: int = 64, features: str = "O", conv: str | None = None,
           warmup: int = 3, steps: int = 10, image_size: int = 64, k: int = 1,
-          profile_steps: int = 0) -> dict:
+          profile_steps: int = 0, kernel_grad: str = "") -> dict:
     """Images/s of the production training step for K stacked runs (K=1: one run):
     `images_per_s` counts every configuration's images (K*batch per step),
-    `images_per_s_per_config` one configuration's (batch per step)."""
+    `images_per_s_per_config` one configuration's (batch per step). `kernel_grad` (one of
+    ferjax.models.conv.KERNEL_GRADS) forces that weight-gradient method on every layer of the
+    "xla" conv in this process, to compare against the per-layer choice."""
+    if kernel_grad:
+        from ferjax.models import conv as conv_module
+        if kernel_grad not in conv_module.KERNEL_GRADS:
+            raise ValueError(f"kernel_grad {kernel_grad!r}: one of {', '.join(conv_module.KERNEL_GRADS)}")
+        conv_module.kernel_grad_method = lambda height, width, channels_in: kernel_grad
     with _named(profile_steps):
         return _train(model, batch, features, conv, warmup, steps, image_size, k, profile_steps)
 
@@ -340,7 +347,38 @@ def conv_layers(conv: str | None = None, batch: int = 64, warmup: int = 2, steps
     return {"conv": conv, "batch": batch, "layers": rows}
 
 
-FUNCTIONS = {"conv_layers": conv_layers, "train": train, "sequential": sequential, "infer": infer, "ceiling": ceiling,
+LIGHT_CONV_SHAPES = ((32, 4, 24), (16, 24, 48), (8, 48, 96), (4, 96, 128))   # O input, 64x64
+
+
+def kernel_grads(model: str = "light", batch: int = 0, warmup: int = 2, steps: int = 7) -> dict:
+    """Per layer of `model`, ms of a 3x3 convolution's weight gradient by each of
+    ferjax.models.conv.KERNEL_GRADS (the methods timed in turn, `steps` rounds, medians), beside
+    the one `kernel_grad_method` picks for that layer (what training runs)."""
+    from ferjax.models.conv import KERNEL_GRADS, kernel_grad_method
+    shapes = LIGHT_CONV_SHAPES if model == "light" else VGG13_CONV_SHAPES
+    batch = batch or (64 if model == "light" else 32)
+    rows = []
+    for side, cin, cout in shapes:
+        rng = np.random.default_rng(0)
+        x = jnp.asarray(rng.standard_normal((batch, side, side, cin), np.float32))
+        g = jnp.asarray(rng.standard_normal((batch, side, side, cout), np.float32))
+        fns = {name: jax.jit(f) for name, f in KERNEL_GRADS.items()}
+        for f in fns.values():
+            for _ in range(warmup):
+                jax.block_until_ready(f(x, g))
+        times = {name: [] for name in fns}
+        for _ in range(steps):
+            for name, f in fns.items():
+                t0 = time.perf_counter()
+                jax.block_until_ready(f(x, g))
+                times[name].append(time.perf_counter() - t0)
+        ms = {name: 1e3 * float(np.median(t)) for name, t in times.items()}
+        rows.append({"side": side, "cin": cin, "cout": cout, "ms": ms,
+                     "picked": kernel_grad_method(side, side, cin), "fastest": min(ms, key=ms.get)})
+    return {"model": model, "batch": batch, "layers": rows}
+
+
+FUNCTIONS = {"conv_layers": conv_layers, "kernel_grads": kernel_grads, "train": train, "sequential": sequential, "infer": infer, "ceiling": ceiling,
              "flops": flops, "probe": probe, "pipeline": pipeline, "pipeline_fed": pipeline_fed,
              "loop": loop}
 

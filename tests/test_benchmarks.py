@@ -55,6 +55,9 @@ def test_ferjax_ceiling_flops_probe(bf):
     p = bf.probe()
     assert p["default_conv"] in p["conv_impls"] and "lax" in p["conv_impls"]
     assert p["default_variant"].split("+")[0] == p["default_conv"]   # e.g. "xla+2dev" on 2 cores
+    kg = bf.kernel_grads("light", batch=2, warmup=1, steps=1)
+    assert [r["side"] for r in kg["layers"]] == [32, 16, 8, 4]
+    assert all(positive(min(r["ms"].values())) and r["picked"] in r["ms"] for r in kg["layers"])
 
 
 def test_pipeline_and_fed_step(bf):
@@ -288,19 +291,22 @@ def test_xla_model_gradients_equal_matmul(model):
 
 
 @pytest.mark.parametrize("x_batched", [False, True])
-def test_xla_vmapped_gradients_equal_matmul(x_batched):
+@pytest.mark.parametrize("side, cin, method", [(4, 6, "conv"), (8, 6, "shifted"), (8, 2, "im2col")])
+def test_xla_vmapped_gradients_equal_matmul(x_batched, side, cin, method):
     """Vmapped over stacked kernels (a sweep), 'xla' runs one convolution per member
     (custom_vmap rules inside a custom_vjp): the same values and gradients as 'matmul', member
-    by member, for a shared input (a first layer) and a per-member input (every later layer)."""
+    by member, for a shared input (a first layer) and a per-member input (every later layer),
+    with each way of computing the weight gradient."""
     import jax
     import jax.numpy as jnp
     import numpy as np
-    from ferjax.models.conv import conv3x3_matmul, conv3x3_xla
+    from ferjax.models.conv import conv3x3_matmul, conv3x3_xla, kernel_grad_method
+    assert kernel_grad_method(side, side, cin) == method
     rng = np.random.default_rng(2)
     k_members = 3
-    x = rng.standard_normal(((k_members,) if x_batched else ()) + (2, 8, 8, 6), np.float32)
-    k = jnp.asarray(rng.standard_normal((k_members, 3, 3, 6, 5), np.float32) * 0.2)
-    r = jnp.asarray(rng.standard_normal((k_members, 2, 8, 8, 5), np.float32))
+    x = rng.standard_normal(((k_members,) if x_batched else ()) + (2, side, side, cin), np.float32)
+    k = jnp.asarray(rng.standard_normal((k_members, 3, 3, cin, 5), np.float32) * 0.2)
+    r = jnp.asarray(rng.standard_normal((k_members, 2, side, side, 5), np.float32))
     x = jnp.asarray(x)
 
     def grads(f):

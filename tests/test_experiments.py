@@ -3,6 +3,7 @@ import json
 
 import pytest
 
+import ferjax
 from ferjax import cli
 from ferjax.experiments import lambda_sweep
 from ferjax.experiments.common import table_main
@@ -31,6 +32,7 @@ def test_table2_writes_paper_shaped_outputs_and_publishes_checkpoints(tmp_path, 
         assert (out / png).read_bytes()[:4] == b"\x89PNG"
     md = (out / "table2.md").read_text()
     assert "| base+S+TL | 0.01 |" in md and "built-in synthetic data" in md.splitlines()[0]
+    assert f"code: ferjax {ferjax.__version__}" in md and result["code"].startswith("ferjax ")
     for r in TABLE2:                                        # one line per row
         assert sum(line.startswith(f"| {r.name} |") for line in md.splitlines()) == 1
 

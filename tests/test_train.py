@@ -6,6 +6,7 @@ import jax
 import numpy as np
 import pytest
 
+import ferjax
 from ferjax import cli
 from ferjax.config import DataConfig, LossConfig, ModelConfig, OptimConfig, RunConfig
 from ferjax.configs import get_config
@@ -49,6 +50,8 @@ def test_short_run_learns_well_above_chance(tmp_path):
     lines = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [x["epoch"] for x in lines] == list(range(1, LEARN_EPOCHS + 1))
     assert summary["test_accuracy"] is not None      # synthetic data has a test split
+    assert summary["code"]["ferjax"] == ferjax.__version__ and summary["code"]["jax"] == jax.__version__
+    assert json.loads((tmp_path / "summary.json").read_text())["code"] == summary["code"]
 
 
 def test_kill_mid_epoch_and_resume_gives_identical_parameters(tmp_path, tiny):

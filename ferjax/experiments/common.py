@@ -238,11 +238,20 @@ def provenance(summaries: dict[str, list[dict]], model: str, profile: Profile, t
     reductions = sorted({s["config"]["loss"].get("center_reduction", "sum") for s in runs
                          if s["config"]["loss"]["lam"]} or {"mean"})
     return Provenance(title=title, model=model, profile=profile.name, **profile.stated(),
-                      center_reduction="+".join(reductions),
+                      center_reduction="+".join(reductions), code=code_of(runs),
                       seeds_per_row=counts[0] if len(counts) == 1 else f"{counts[0]}-{counts[-1]}",
                       data=first["data"], train_images=first["train_images"],
                       valid_images=first.get("valid_images"), reduced=bool(first["reduced"]),
                       accuracy_split=reported(first)[1], command=command)
+
+
+def code_of(runs: list[dict]) -> str:
+    """The code versions the runs' summaries name (ferjax.version), one per distinct version."""
+    def one(code: dict | None) -> str:
+        if not code:
+            return "not recorded"
+        return f"ferjax {code['ferjax']}" + (f" at git {code['git']}" if code.get("git") else "")
+    return "; ".join(sorted({one(s.get("code")) for s in runs}))
 
 
 def aggregate(rows, summaries: dict[str, list[dict]], model: str, profile: Profile,

@@ -26,7 +26,8 @@ def provenance(result: TableResult | SweepResult) -> str:
         size += f"center loss: {p.center_reduction} over the feature units (lambda = the mean form's / units), "
     return (f"data: {p.data}; profile: {p.profile} ({reduced}{size}{p.epochs} epochs, "
             f"{p.seeds_per_row} seed(s) per row, seeds {result.seeds}); "
-            f"accuracy: {p.accuracy_split} split at each run's best-validation epoch")
+            f"accuracy: {p.accuracy_split} split at each run's best-validation epoch"
+            + (f"; code: {p.code}" if p.code else ""))
 
 
 FERPLUS_SOURCES = ("the FERPlus labels from github.com/microsoft/FERPlus and the FER2013 images "

@@ -31,6 +31,7 @@ class Provenance:
     learning_rate: float | None = None  # None: the recipe's
     center_reduction: str = "sum"     # the center loss over the feature units (results written
                                       # before it was stated used the sum)
+    code: str = ""                    # the code the runs came from: "ferjax 0.1.0 at git <commit>"
 
 
 class Spread:

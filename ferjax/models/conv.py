@@ -40,7 +40,8 @@ def conv3x3_matmul(x: jax.Array, kernel: jax.Array) -> jax.Array:
 # runs slowly; here each of the three convolutions (forward, input gradient, weight gradient)
 # is a custom_vmap that runs one ordinary convolution per member instead, and a custom_vjp
 # ties them together (custom_vmap functions cannot be differentiated themselves). Unbatched,
-# the three are exactly what autodiff of `lax.conv` emits.
+# the forward and input gradient are what autodiff of `lax.conv` emits; the weight gradient
+# is GEMMs where those are faster (`kernel_grad_method`).
 
 _DN = ("NHWC", "HWIO", "NHWC")
 
@@ -54,9 +55,45 @@ def _conv_input_grad(g: jax.Array, kernel: jax.Array) -> jax.Array:
     return jax.linear_transpose(lambda x: _conv(x, kernel), x)(g)[0]
 
 
-def _conv_kernel_grad(x: jax.Array, g: jax.Array) -> jax.Array:
+def kernel_grad_method(height: int, width: int, channels_in: int) -> str:
+    """How the weight gradient of a 3x3 convolution on (height, width, channels_in) inputs is
+    computed, a choice measured per layer of both models and in their training steps
+    (benchmarks/README.md, "Weight gradients"). XLA:CPU's own convolution for it, a window as
+    large as the image, is slower than nine GEMMs over the batch's pixels, one per kernel tap,
+    on 8x8 to 32x32 images; under 4 input channels those GEMMs would be outer products and one
+    im2col GEMM is faster. At 4x4, and at 64x64 with many channels (where im2col's patches would
+    take 9x the input's memory), the convolution holds its own."""
+    pixels = height * width
+    if channels_in < 4 and pixels >= 64:
+        return "im2col"
+    return "shifted" if 64 <= pixels <= 1024 else "conv"
+
+
+def _kernel_grad_by_conv(x: jax.Array, g: jax.Array) -> jax.Array:
     kernel = jax.ShapeDtypeStruct((3, 3, x.shape[-1], g.shape[-1]), x.dtype)
     return jax.linear_transpose(lambda k: _conv(x, k), kernel)(g)[0]
+
+
+def _kernel_grad_by_im2col(x: jax.Array, g: jax.Array) -> jax.Array:
+    b, h, w, c = x.shape
+    patches = im2col3x3(x).reshape(b * h * w, 9 * c)
+    return jnp.dot(patches.T, g.reshape(b * h * w, -1)).reshape(3, 3, c, -1)
+
+
+def _kernel_grad_by_shifted(x: jax.Array, g: jax.Array) -> jax.Array:
+    b, h, w, c = x.shape
+    xp = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+    g2 = g.reshape(b * h * w, -1)
+    return jnp.stack([jnp.dot(xp[:, i:i + h, j:j + w, :].reshape(b * h * w, c).T, g2)
+                      for i in range(3) for j in range(3)]).reshape(3, 3, c, -1)
+
+
+KERNEL_GRADS = {"conv": _kernel_grad_by_conv, "im2col": _kernel_grad_by_im2col,
+                "shifted": _kernel_grad_by_shifted}
+
+
+def _conv_kernel_grad(x: jax.Array, g: jax.Array) -> jax.Array:
+    return KERNEL_GRADS[kernel_grad_method(*x.shape[1:])](x, g)
 
 
 def _per_member(fn):

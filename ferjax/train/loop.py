@@ -29,6 +29,7 @@ from ferjax.train.group import Placement, check_group, create_states, member
 from ferjax.train import checkpoint
 from ferjax.train.state import learning_rate_schedule, state_arrays, with_arrays
 from ferjax.train.workdir_lock import workdir_lock
+from ferjax.version import code_version
 
 
 class NonFiniteLossError(ArithmeticError):
@@ -251,12 +252,13 @@ def _train_group(cfgs: list[RunConfig], workdir: Path, *, names, dataset, progre
                 f"{n} train {100 * sums['correct'][k] / sums['count'][k]:.1f} valid {valid[k].accuracy:.2f}"
                 for k, n in enumerate(names)))
 
-    summaries = []
+    summaries, code = [], code_version()
     for k, (cfg, d, n) in enumerate(zip(cfgs, run_dirs, names)):
         s = {"name": n, "config": cfg.to_dict(), "data": source, "reduced": reduced,
              "train_images": len(train), "valid_images": len(splits["valid"]), "epochs": base.epochs, "best_epoch": best[k]["epoch"],
              "valid_accuracy": best[k]["valid_accuracy"], "test_accuracy": best[k].get("test_accuracy"),
-             "valid": best[k].get("valid"), "test": best[k].get("test"), "checkpoint": str(d)}
+             "valid": best[k].get("valid"), "test": best[k].get("test"), "checkpoint": str(d),
+             "code": code}
         _write_json(d / "summary.json", s)
         summaries.append(s)
     return summaries
