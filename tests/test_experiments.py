@@ -1,5 +1,7 @@
 """The experiment entry points end to end on tiny built-in data (a few steps per run)."""
 import json
+import shutil
+from pathlib import Path
 
 import pytest
 
@@ -43,6 +45,15 @@ def test_table2_writes_paper_shaped_outputs_and_publishes_checkpoints(tmp_path, 
     assert cli.main(["evaluate", "--checkpoint", str(ckpt), "--split", "valid", "--json"]) == 0
     scored = json.loads(capsys.readouterr().out)
     assert scored["features"] == "O-S" and scored["lam"] == 0.01
+
+    # a best run whose kept checkpoint is gone: a clear error, and nothing published is lost
+    row = next(r for r in result["rows"] if r["row"] == "base+SL")
+    best = max(range(row["runs"]), key=lambda i: row["accuracies"][i])
+    shutil.rmtree(Path(row["checkpoints"][best]) / "best")
+    before = sorted(p.relative_to(tmp_path) for p in (tmp_path / "published").rglob("*"))
+    with pytest.raises(FileNotFoundError, match="base\\+SL"):
+        publish(out / "table2.json", tmp_path / "published", index, tmp_path)
+    assert sorted(p.relative_to(tmp_path) for p in (tmp_path / "published").rglob("*")) == before
 
 
 def test_lambda_sweep_writes_figure_3(tmp_path, capsys):

@@ -19,22 +19,32 @@ def publish(result_json: Path, dest: Path, index: Path, repo_root: Path,
             checkpoints: bool = True) -> dict:
     result = TableResult.from_json(json.loads(result_json.read_text()))
     prov = result.provenance
+    best_runs = {row.row: max(range(row.runs), key=lambda i: row.accuracies[i]) for row in result.rows}
+    missing = [f"{row.row}: {Path(row.checkpoints[best_runs[row.row]]) / 'best'}"
+               for row in result.rows if checkpoints
+               and not (Path(row.checkpoints[best_runs[row.row]]) / "best").is_dir()]
+    if missing:      # before anything under dest is replaced
+        raise FileNotFoundError("no kept checkpoint for the best run of " + "; ".join(missing))
     dest.mkdir(parents=True, exist_ok=True)
     for f in result_json.parent.glob(result_json.stem + "*"):
         shutil.copy2(f, dest / f.name)
     entries = json.loads(index.read_text()) if index.exists() else {}
     for row in result.rows if checkpoints else ():
-        best = max(range(row.runs), key=lambda i: row.accuracies[i])
+        best = best_runs[row.row]
         src = Path(row.checkpoints[best])
         target = dest / "checkpoints" / row.row
-        if target.exists():
-            shutil.rmtree(target)
-        shutil.copytree(src / "best", target / "best")
-        for marker in (target / "best").rglob("commit_success.txt"):   # orbax names the
+        staged = target.with_name(target.name + ".publishing")   # whole before it replaces target
+        if staged.exists():
+            shutil.rmtree(staged)
+        shutil.copytree(src / "best", staged / "best")
+        for marker in (staged / "best").rglob("commit_success.txt"):   # orbax names the
             marker.write_text("Checkpoint commit was successful.")      # machine's path here
         for name in ("summary.json", "metrics.jsonl"):
             if (src / name).exists():
-                shutil.copy2(src / name, target / name)
+                shutil.copy2(src / name, staged / name)
+        if target.exists():
+            shutil.rmtree(target)
+        staged.rename(target)
         entries[row.row] = {
             "checkpoint": str(target.resolve().relative_to(repo_root.resolve())),
             "model": prov.model, "features": row.features, "lam": row.lam,
