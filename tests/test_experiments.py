@@ -46,12 +46,20 @@ def test_table2_writes_paper_shaped_outputs_and_publishes_checkpoints(tmp_path, 
     scored = json.loads(capsys.readouterr().out)
     assert scored["features"] == "O-S" and scored["lam"] == 0.01
 
+    # every run's record is published: the table is made again from the published folder alone
+    again = tmp_path / "again"
+    shutil.copytree(tmp_path / "published" / "runs", again / "runs")
+    assert table_main("table2", TINY + ["--out", str(again), "--report-only"]) == 0
+    remade = json.loads((again / "table2.json").read_text())
+    assert [(r["row"], r["accuracies"], r["per_class"]) for r in remade["rows"]] == \
+        [(r["row"], r["accuracies"], r["per_class"]) for r in result["rows"]]
+
     # a best run whose kept checkpoint is gone: a clear error, and nothing published is lost
     row = next(r for r in result["rows"] if r["row"] == "base+SL")
     best = max(range(row["runs"]), key=lambda i: row["accuracies"][i])
     shutil.rmtree(Path(row["checkpoints"][best]) / "best")
     before = sorted(p.relative_to(tmp_path) for p in (tmp_path / "published").rglob("*"))
-    with pytest.raises(FileNotFoundError, match="base\\+SL"):
+    with pytest.raises(FileNotFoundError, match="base\\+SL.*best"):
         publish(out / "table2.json", tmp_path / "published", index, tmp_path)
     assert sorted(p.relative_to(tmp_path) for p in (tmp_path / "published").rglob("*")) == before
 
@@ -135,3 +143,8 @@ def test_a_finished_run_is_reused_by_its_config_not_its_name(tmp_path):
     tl_cfg = row_cfg.replace(loss=LossConfig(lam=base_tl.lam))
     assert finished_summary(tmp_path, "light", 1, base_tl, tl_cfg) is None
     assert finished_summary(tmp_path, "light", 1, base_sl, row_cfg.replace(epochs=4)) is None
+
+
+def test_report_only_without_finished_runs_names_the_folder(tmp_path):
+    with pytest.raises(SystemExit, match=r"no finished run under .*nothing.runs"):
+        table_main("table2", TINY + ["--out", str(tmp_path / "nothing"), "--report-only"])

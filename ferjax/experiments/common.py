@@ -166,6 +166,10 @@ def run_rows(rows, model: str, profile: Profile, args, log=None,
                f"all {len(groups)} groups in {time.time() - start:.0f}s"))
         for row, s in zip(members, summaries):
             out[row.name].append(s)
+    if not out:
+        raise SystemExit(f"--report-only: no finished run under {runs} has the configuration of "
+                         "these rows and this profile; train them first (the same command "
+                         "without --report-only)")
     return out
 
 

@@ -1,6 +1,9 @@
 """Copy an experiment's results into the repository's experiments/ folder: the table (JSON,
-markdown, figures) and, per row, the kept checkpoint of its best seed, listed in
-experiments/checkpoints.json so that `ferjax evaluate --checkpoint DIR` can score each row.
+markdown, figures); per row, the kept checkpoint of its best seed, listed in
+experiments/checkpoints.json so that `ferjax evaluate --checkpoint DIR` can score each row; and
+every run's record (summary.json, metrics.jsonl) under runs/ in the layout of the experiment's
+own runs/ folder, so that the table can be made again from the repository alone
+(`--report-only --out DEST`), and more seeds trained onto it after a copy of runs/ to --out.
 
     python -m ferjax.experiments.publish results/table2/table2.json experiments/table2_light_real
 """
@@ -23,8 +26,12 @@ def publish(result_json: Path, dest: Path, index: Path, repo_root: Path,
     missing = [f"{row.row}: {Path(row.checkpoints[best_runs[row.row]]) / 'best'}"
                for row in result.rows if checkpoints
                and not (Path(row.checkpoints[best_runs[row.row]]) / "best").is_dir()]
+    records = [run_record(run, result_json.parent / "runs", dest)
+               for row in result.rows for run in row.checkpoints]
+    missing += [f"{src}: summary.json" for src, target in records if not has_record(src, target)]
     if missing:      # before anything under dest is replaced
-        raise FileNotFoundError("no kept checkpoint for the best run of " + "; ".join(missing))
+        raise FileNotFoundError("missing (no kept checkpoint of a best run, or no run record): "
+                                + "; ".join(missing))
     dest.mkdir(parents=True, exist_ok=True)
     for f in result_json.parent.glob(result_json.stem + "*"):
         shutil.copy2(f, dest / f.name)
@@ -39,7 +46,7 @@ def publish(result_json: Path, dest: Path, index: Path, repo_root: Path,
         shutil.copytree(src / "best", staged / "best")
         for marker in (staged / "best").rglob("commit_success.txt"):   # orbax names the
             marker.write_text("Checkpoint commit was successful.")      # machine's path here
-        for name in ("summary.json", "metrics.jsonl"):
+        for name in RECORD:
             if (src / name).exists():
                 shutil.copy2(src / name, staged / name)
         if target.exists():
@@ -53,7 +60,36 @@ def publish(result_json: Path, dest: Path, index: Path, repo_root: Path,
             "epochs": prov.epochs, "data": prov.data, "reduced": prov.reduced,
             "command": prov.command}
     index.write_text(json.dumps(entries, indent=2) + "\n")
+    for src, target in records:
+        copy_record(src, target)
     return entries
+
+
+RECORD = ("summary.json", "metrics.jsonl")
+
+
+def run_record(run: str, runs: Path, dest: Path) -> tuple[Path, Path]:
+    """(source, target) of a run's record: its folder below the experiment's runs/
+    (`light-O-seed0-base+SL`, or `light-O-seed0/runs/base+SL-seed0` in a whole group's)."""
+    try:
+        below = Path(run).resolve().relative_to(runs.resolve())
+    except ValueError:
+        raise ValueError(f"run {run} is not under the experiment's runs folder {runs}") from None
+    return Path(run), dest / "runs" / below
+
+
+def has_record(src: Path, target: Path) -> bool:
+    """Its folder holds it, or its folder is gone and the record is already published."""
+    return (src / "summary.json").exists() or (target / "summary.json").exists()
+
+
+def copy_record(src: Path, target: Path) -> None:
+    if not (src / "summary.json").exists():
+        return
+    target.mkdir(parents=True, exist_ok=True)
+    for name in RECORD:
+        if (src / name).exists():
+            shutil.copy2(src / name, target / name)
 
 
 def main(argv=None) -> int:
