@@ -148,3 +148,25 @@ def test_a_finished_run_is_reused_by_its_config_not_its_name(tmp_path):
 def test_report_only_without_finished_runs_names_the_folder(tmp_path):
     with pytest.raises(SystemExit, match=r"no finished run under .*nothing.runs"):
         table_main("table2", TINY + ["--out", str(tmp_path / "nothing"), "--report-only"])
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("folder", sorted(p.parent.name for p in (ROOT / "experiments").glob("*/runs")))
+def test_committed_table_is_made_again_from_its_records(folder, tmp_path):
+    """The table publish committed equals what its stored command reports from the run
+    records committed beside it (no training: --report-only)."""
+    published = ROOT / "experiments" / folder
+    table_json = next(published.glob("table*.json"))
+    committed = json.loads(table_json.read_text())
+    words = committed["command"].split()
+    table, argv = words[2].rsplit(".", 1)[1], words[3:]
+    out = argv.index("--out") + 1
+    argv = [*argv[:out], str(tmp_path), *argv[out + 1:]]
+    shutil.copytree(published / "runs", tmp_path / "runs")
+    assert table_main(table, argv + ["--report-only"]) == 0
+    remade = json.loads((tmp_path / table_json.name).read_text())
+    assert remade.pop("command").replace(str(tmp_path), "OUT") == \
+        committed.pop("command").replace(words[3:][out], "OUT")
+    assert remade == committed
