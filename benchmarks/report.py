@@ -71,8 +71,9 @@ def _rates(r: dict) -> list[str]:
     L.append("ferjax = its default (`" + r["versions"]["ferjax"].get("default_variant", r["versions"]["ferjax"]["default_conv"]) + "`, what `ferjax train` runs); peers: "
              "their faster variant (in brackets). GFLOP/s from the stated FLOP count.\n")
     L.append("| workload | ferjax | PyTorch | Keras | ratio vs best peer | vs PyTorch | "
-             "ferjax GFLOP/s (% ceiling) | PyTorch GFLOP/s | peak RSS ferjax / torch / keras (MB) |")
+             "ferjax GFLOP/s (% ceiling) | PyTorch GFLOP/s | peak RSS ferjax / torch / keras (MB, the variants shown) |")
     L.append("|---|---|---|---|---|---|---|---|---|")
+    default = r["versions"]["ferjax"].get("default_variant", r["versions"]["ferjax"]["default_conv"])
     for e in r["comparisons"]:
         if e["task"] == "sweep":
             continue
@@ -85,9 +86,9 @@ def _rates(r: dict) -> list[str]:
                 return "missing"
             return f"{_f(ips.get(p))} ({best.get(p, '–')})"
 
-        def rss_of(fw):
-            rows = rss.get(fw, {})
-            return _f(max(rows.values()) if rows else None, "{:.0f}")
+        def rss_of(fw):      # of the variant whose rate the row shows
+            variant = default if fw == "ferjax" else best.get(fw)
+            return _f(rss.get(fw, {}).get(variant), "{:.0f}")
         L.append(f"| {e['workload']} | {_f(ips.get('ferjax'))} | {peer('torch')} | {peer('keras')} | "
                  f"{_f(e['ratio_vs_best_peer'], '{:.2f}x')} | {_f(e['ratio_vs_torch'], '{:.2f}x')} | "
                  f"{_f(g.get('ferjax'))} ({_f(frac.get('ferjax'), '{:.0%}')}) | {_f(g.get('torch'))} | "
