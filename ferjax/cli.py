@@ -39,7 +39,8 @@ def _cmd_train(args) -> int:
         loss=dataclasses.replace(cfg.loss, lam=args.lam if args.loss == "TL" else 0.0,
                                  alpha=given(args.alpha, cfg.loss.alpha),
                                  center_reduction=given(args.center_reduction, cfg.loss.center_reduction)),
-        optim=dataclasses.replace(cfg.optim, learning_rate=given(args.lr, cfg.optim.learning_rate)),
+        optim=dataclasses.replace(cfg.optim, learning_rate=given(args.lr, cfg.optim.learning_rate),
+                                  weight_decay=given(args.weight_decay, cfg.optim.weight_decay)),
         epochs=given(args.epochs, cfg.epochs), seed=args.seed)
     summary = train(cfg, args.workdir, progress=not args.no_progress)
     from ferjax.distributed import is_primary
@@ -137,6 +138,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="training targets (default: the profile's); accuracy is on majority votes")
     t.add_argument("--epochs", type=int, default=None, help="default: the profile's")
     t.add_argument("--lr", type=float, default=None, help="(peak) learning rate; default: the profile's")
+    t.add_argument("--weight-decay", type=float, default=None,
+                   help="default: the profile's (AdamW's is decoupled: each step shrinks weights by lr x this)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--batch-size", type=int, default=None, help="default: the profile's")
     t.add_argument("--train-subset", type=int, default=0, help="use only N training images (a reduced run)")
