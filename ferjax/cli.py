@@ -35,7 +35,7 @@ def _cmd_train(args) -> int:
                                  train_subset=args.train_subset,
                                  synthetic_per_class=given(args.synthetic_per_class,
                                                            cfg.data.synthetic_per_class)),
-        model=dataclasses.replace(cfg.model, conv=args.conv),
+        model=dataclasses.replace(cfg.model, conv=args.conv, dropout=given(args.dropout, cfg.model.dropout)),
         loss=dataclasses.replace(cfg.loss, lam=args.lam if args.loss == "TL" else 0.0,
                                  alpha=given(args.alpha, cfg.loss.alpha),
                                  center_reduction=given(args.center_reduction, cfg.loss.center_reduction)),
@@ -140,6 +140,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--lr", type=float, default=None, help="(peak) learning rate; default: the profile's")
     t.add_argument("--weight-decay", type=float, default=None,
                    help="default: the profile's (AdamW's is decoupled: each step shrinks weights by lr x this)")
+    t.add_argument("--dropout", default=None, action=argparse.BooleanOptionalAction,
+                   help="the model's dropout layers in training (default: the profile's)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--batch-size", type=int, default=None, help="default: the profile's")
     t.add_argument("--train-subset", type=int, default=0, help="use only N training images (a reduced run)")

@@ -114,11 +114,12 @@ def test_batch_larger_than_data_and_config_mismatch_are_clear_errors(tmp_path, t
 def test_cli_train_then_evaluate_json(tmp_path, capsys):
     work = tmp_path / "run"
     assert cli.main(["train", "--features", "O-L", "--loss", "TL", "--lam", "0.1", "--epochs", "1",
-                     "--batch-size", "32", "--weight-decay", "0.01", "--workdir", str(work),
+                     "--batch-size", "32", "--weight-decay", "0.01", "--no-dropout", "--workdir", str(work),
                      "--no-progress"]) == 0
     capsys.readouterr()
     saved = json.loads((work / "summary.json").read_text())["config"]
     assert saved["optim"]["weight_decay"] == 0.01 and saved["data"]["batch_size"] == 32
+    assert saved["model"]["dropout"] is False
     assert cli.main(["evaluate", "--checkpoint", str(work), "--split", "test", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert set(out) >= {"accuracy", "per_class", "confusion", "num_images"}

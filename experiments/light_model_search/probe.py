@@ -16,6 +16,7 @@ p.add_argument("--bs", type=int, default=64); p.add_argument("--mode", default="
 p.add_argument("--ls", type=float, default=0.0); p.add_argument("--opt", default="adamw")
 p.add_argument("--features", default="O"); p.add_argument("--ndev", type=int, default=2)
 p.add_argument("--ema", type=float, default=0.0); p.add_argument("--warm", type=float, default=0.1)
+p.add_argument("--drop-flat", type=float, default=0.25); p.add_argument("--drop-fc", type=float, default=0.5)
 p.add_argument("--out", default=None); p.add_argument("--data", default="../shared/data/ferplus")
 a = p.parse_args()
 import jax
@@ -48,7 +49,7 @@ ARCH = {
  "v6": dict(stages=((32,), (64, 64), (128,)), top=(128,), fc=48),      # v5 + a 2nd conv at 16x16
 }
 class Net(nn.Module):
-    stages: tuple; top: tuple; fc: int
+    stages: tuple; top: tuple; fc: int; drop_flat: float = 0.25; drop_fc: float = 0.5
     @nn.compact
     def __call__(self, x, train=True):
         x = s2d(x)
@@ -61,13 +62,13 @@ class Net(nn.Module):
             x = pool(x)
         for f in self.top: x = cbr(x, f)
         x = x.reshape(x.shape[0], -1)
-        x = nn.Dropout(0.25, deterministic=not train)(x)
+        x = nn.Dropout(self.drop_flat, deterministic=not train)(x)
         f = nn.relu(nn.Dense(self.fc)(x))
-        x = nn.Dropout(0.5, deterministic=not train)(f)
+        x = nn.Dropout(self.drop_fc, deterministic=not train)(f)
         return nn.Dense(8)(x), f
 
 C = F.num_channels(a.features)
-model = Net(**ARCH[a.arch])
+model = Net(**ARCH[a.arch], drop_flat=a.drop_flat, drop_fc=a.drop_fc)
 v = model.init({"params": jax.random.key(0)}, jnp.zeros((1,64,64,C)), train=False)
 params, bstats = v["params"], v["batch_stats"]
 print("params", sum(x.size for x in jax.tree.leaves(params)), flush=True)
