@@ -170,3 +170,16 @@ def test_committed_table_is_made_again_from_its_records(folder, tmp_path):
     assert remade.pop("command").replace(str(tmp_path), "OUT") == \
         committed.pop("command").replace(words[3:][out], "OUT")
     assert remade == committed
+
+
+def test_no_dropout_reaches_every_row_config_and_the_stated_profile():
+    import argparse
+    from ferjax.experiments.common import add_arguments, resolve_profile, row_configs
+    p = argparse.ArgumentParser()
+    add_arguments(p, "out")
+    args = p.parse_args(["--data", "somewhere", "--profile", "fast", "--no-dropout"])
+    profile = resolve_profile(args, "light")
+    assert profile.name == "fast" and profile.dropout is False and profile.stated()["dropout"] is False
+    assert row_configs(TABLE2[5], "light", profile, args, seed=0).model.dropout is False
+    default = resolve_profile(p.parse_args(["--data", "somewhere", "--profile", "fast"]), "light")
+    assert row_configs(TABLE2[5], "light", default, args, seed=0).model.dropout is True

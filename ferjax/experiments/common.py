@@ -76,6 +76,8 @@ def add_arguments(p: argparse.ArgumentParser, default_out: str) -> None:
     p.add_argument("--batch-size", type=int, default=None, help="images per step (default: the profile's, 64)")
     p.add_argument("--synthetic-per-class", type=int, default=None,
                    help="size of the built-in data (training faces per class)")
+    p.add_argument("--dropout", default=None, action=argparse.BooleanOptionalAction,
+                   help="the model's dropout layers in training (default: the profile's); the table states it")
     p.add_argument("--conv", default="auto", choices=CONV_NAMES,
                    help="convolution implementation; auto: xla on CPU, lax on GPU/TPU")
     add_device_argument(p)
@@ -97,7 +99,8 @@ def resolve_profile(args, model: str) -> Profile:
                                  ("train_subset", args.train_subset),
                                  ("valid_subset", args.valid_subset),
                                  ("synthetic_per_class", args.synthetic_per_class),
-                                 ("batch_size", args.batch_size)) if v is not None}
+                                 ("batch_size", args.batch_size),
+                                 ("dropout", args.dropout)) if v is not None}
     if changes:
         base = dataclasses.replace(base, **changes)
         full = PROFILES[base.name][model]
