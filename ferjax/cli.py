@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from ferjax.config import CENTER_REDUCTION_NAMES, CONV_NAMES, FEATURE_SET_NAMES, LABEL_MODE_NAMES, MODEL_NAMES
 from ferjax.configs import PROFILE_NAMES
@@ -77,6 +78,16 @@ def _cmd_calibrate(args) -> int:
     for c in cb.bias:
         before, after = cb.before["per_class"][c], cb.after["per_class"][c]
         print(f"  {c:<10} " + ("-" if before is None else f"{before:6.2f}% -> {after:6.2f}%"))
+    return 0
+
+
+def _cmd_ship(args) -> int:
+    from ferjax.ship import per_class_table, ship
+    cb = ship(args.checkpoint, args.data, args.split, args.out, args.max_accuracy_drop)
+    print(f"shipped {args.checkpoint} (kept step {cb.step}) to {args.out}; class bias fitted on "
+          f"{cb.data} {cb.fitted_on}: " + (", ".join(f"{c} {b:+g}" for c, b in cb.bias.items() if b)
+                                            or "none helps"))
+    print(per_class_table(cb))
     return 0
 
 
@@ -175,6 +186,18 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--max-accuracy-drop", type=float, default=DEFAULT_MAX_ACCURACY_DROP,
                    help="points of overall accuracy the offsets may cost (default %(default)s)")
     c.set_defaults(func=_cmd_calibrate)
+
+    from ferjax.assets import MODEL_DIR
+    sh = sub.add_parser("ship", help="make a run's kept checkpoint the model `ferjax predict` uses, "
+                                    "with its class bias calibrated")
+    sh.add_argument("--checkpoint", required=True, help="a run directory from `ferjax train`")
+    sh.add_argument("--data", default=None, help="defaults to the data the run was trained on")
+    sh.add_argument("--split", default="valid", choices=["train", "valid"],
+                   help="where the class bias is fitted and the per-class table measured")
+    sh.add_argument("--max-accuracy-drop", type=float, default=DEFAULT_MAX_ACCURACY_DROP)
+    sh.add_argument("--out", type=Path, default=MODEL_DIR,
+                   help="default: the shipped model's folder in this install (%(default)s)")
+    sh.set_defaults(func=_cmd_ship)
     _add_predict_export(sub)
     return p
 

@@ -75,3 +75,20 @@ def test_calibrate_then_evaluate_and_predict_use_the_kept_offsets(tmp_path, caps
     p = Predictor.from_checkpoint(work)
     np.testing.assert_array_equal(p.class_bias, [kept["bias"][c] for c in CLASS_NAMES])
     assert Predictor.from_checkpoint(work, use_class_bias=False).class_bias is None
+
+    # ship: the kept step, portable markers and the refitted offsets, swapped in whole
+    out = tmp_path / "assets" / "model"
+    assert cli.main(["ship", "--checkpoint", str(work), "--out", str(out),
+                     "--max-accuracy-drop", "100"]) == 0
+    printed = capsys.readouterr().out
+    assert "| with class bias (shipped) |" in printed
+    shipped = json.loads((out / class_bias.FILE).read_text())
+    assert shipped["step"] == kept["step"] and shipped["bias"] == kept["bias"]
+    assert sorted(p.name for p in out.iterdir()) == sorted([str(kept["step"]), class_bias.FILE])
+    markers = list(out.rglob("commit_success.txt"))
+    assert markers and not any(str(tmp_path) in m.read_text() for m in markers)
+    assert Predictor.from_checkpoint(out).class_bias is not None
+    before = sorted(str(p.relative_to(out)) for p in out.rglob("*"))
+    assert cli.main(["ship", "--checkpoint", str(tmp_path / "assets"), "--out", str(out)]) == 2
+    assert "no kept checkpoint" in capsys.readouterr().err
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*")) == before   # the old one stays

@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from ferjax.experiments.results import TableResult
+from ferjax.train.checkpoint import make_markers_portable
 
 
 def publish(result_json: Path, dest: Path, index: Path, repo_root: Path,
@@ -44,8 +45,7 @@ def publish(result_json: Path, dest: Path, index: Path, repo_root: Path,
         if staged.exists():
             shutil.rmtree(staged)
         shutil.copytree(src / "best", staged / "best")
-        for marker in (staged / "best").rglob("commit_success.txt"):   # orbax names the
-            marker.write_text("Checkpoint commit was successful.")      # machine's path here
+        make_markers_portable(staged / "best")
         for name in RECORD:
             if (src / name).exists():
                 shutil.copy2(src / name, staged / name)

@@ -53,6 +53,13 @@ def save(directory: Path, step: int, arrays, meta: dict) -> None:
     mngr.close()
 
 
+def make_markers_portable(directory: Path) -> None:
+    """Orbax writes the absolute path of the run into each commit_success.txt; a copy that is
+    committed or shipped keeps the marker, not the path of the machine that wrote it."""
+    for marker in Path(directory).rglob("commit_success.txt"):
+        marker.write_text("Checkpoint commit was successful.")
+
+
 def latest_step(directory: Path) -> int | None:
     if not Path(directory).is_dir():
         return None
