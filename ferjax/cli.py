@@ -123,6 +123,16 @@ def _add_predict_export(sub) -> None:
 # ---- end predict / export ----
 
 
+def _add_calibration_arguments(p: argparse.ArgumentParser) -> None:
+    from ferjax.class_bias import DEFAULT_MAX_ACCURACY_DROP
+    p.add_argument("--checkpoint", required=True, help="a run directory from `ferjax train`")
+    p.add_argument("--data", default=None, help="defaults to the data the run was trained on")
+    p.add_argument("--split", default="valid", choices=["train", "valid"],
+                   help="where the class bias is fitted; never the test split: it scores the result")
+    p.add_argument("--max-accuracy-drop", type=float, default=DEFAULT_MAX_ACCURACY_DROP,
+                   help="points of overall accuracy the offsets may cost (default %(default)s)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ferjax", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -176,27 +186,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="ignore the class bias kept beside the checkpoint (ferjax calibrate)")
     e.set_defaults(func=_cmd_evaluate)
 
-    from ferjax.class_bias import DEFAULT_MAX_ACCURACY_DROP
     c = sub.add_parser("calibrate", help="fit per-class offsets on a split so rare classes are "
                                          "predicted (kept beside the checkpoint)")
-    c.add_argument("--checkpoint", required=True, help="a run directory from `ferjax train`")
-    c.add_argument("--data", default=None, help="defaults to the data the run was trained on")
-    c.add_argument("--split", default="valid", choices=["train", "valid"],
-                   help="never the test split: it scores the result")
-    c.add_argument("--max-accuracy-drop", type=float, default=DEFAULT_MAX_ACCURACY_DROP,
-                   help="points of overall accuracy the offsets may cost (default %(default)s)")
+    _add_calibration_arguments(c)
     c.set_defaults(func=_cmd_calibrate)
 
     from ferjax.assets import MODEL_DIR
     sh = sub.add_parser("ship", help="make a run's kept checkpoint the model `ferjax predict` uses, "
-                                    "with its class bias calibrated")
-    sh.add_argument("--checkpoint", required=True, help="a run directory from `ferjax train`")
-    sh.add_argument("--data", default=None, help="defaults to the data the run was trained on")
-    sh.add_argument("--split", default="valid", choices=["train", "valid"],
-                   help="where the class bias is fitted and the per-class table measured")
-    sh.add_argument("--max-accuracy-drop", type=float, default=DEFAULT_MAX_ACCURACY_DROP)
+                                     "with its class bias calibrated")
+    _add_calibration_arguments(sh)
     sh.add_argument("--out", type=Path, default=MODEL_DIR,
-                   help="default: the shipped model's folder in this install (%(default)s)")
+                    help="default: the shipped model's folder in this install (%(default)s)")
     sh.set_defaults(func=_cmd_ship)
     _add_predict_export(sub)
     return p
