@@ -135,7 +135,7 @@ def train_group(cfgs: list[RunConfig], workdir: str | os.PathLike, *, names: lis
 
 def _train_group(cfgs: list[RunConfig], workdir: Path, *, names, dataset, progress, log,
                  stop_after_steps) -> list[dict]:
-    started = time.time()
+    started, code = time.time(), code_version()   # the code that trains, not the checkout's at the end
     check_group(cfgs)
     log = log or _log
     base, k_runs = cfgs[0], len(cfgs)
@@ -252,7 +252,7 @@ def _train_group(cfgs: list[RunConfig], workdir: Path, *, names, dataset, progre
                 f"{n} train {100 * sums['correct'][k] / sums['count'][k]:.1f} valid {valid[k].accuracy:.2f}"
                 for k, n in enumerate(names)))
 
-    summaries, code = [], code_version()
+    summaries = []
     for k, (cfg, d, n) in enumerate(zip(cfgs, run_dirs, names)):
         s = {"name": n, "config": cfg.to_dict(), "data": source, "reduced": reduced,
              "train_images": len(train), "valid_images": len(splits["valid"]), "epochs": base.epochs, "best_epoch": best[k]["epoch"],
