@@ -172,7 +172,7 @@ def test_committed_table_is_made_again_from_its_records(folder, tmp_path):
     assert remade == committed
 
 
-def test_no_dropout_reaches_every_row_config_and_the_stated_profile():
+def test_dropout_is_the_recipes_unless_given_and_reaches_every_row_config_and_the_table():
     import argparse
     from ferjax.experiments.common import add_arguments, resolve_profile, row_configs
     p = argparse.ArgumentParser()
@@ -181,5 +181,13 @@ def test_no_dropout_reaches_every_row_config_and_the_stated_profile():
     profile = resolve_profile(args, "light")
     assert profile.name == "fast" and profile.dropout is False and profile.stated()["dropout"] is False
     assert row_configs(TABLE2[5], "light", profile, args, seed=0).model.dropout is False
-    default = resolve_profile(p.parse_args(["--data", "somewhere", "--profile", "fast"]), "light")
-    assert row_configs(TABLE2[5], "light", default, args, seed=0).model.dropout is True
+    # the fast recipe's own: the light model without dropout, VGG13 with (the paper's: both with)
+    for argv, model, dropout in ((["--profile", "fast"], "light", False),
+                                 (["--profile", "fast"], "vgg13", True),
+                                 (["--profile", "fast", "--dropout"], "light", True),
+                                 (["--profile", "paper"], "light", True),
+                                 (["--data", "synthetic"], "light", False)):   # quick: fast's recipe
+        args = p.parse_args(["--data", "somewhere", *argv])
+        profile = resolve_profile(args, model)
+        assert profile.dropout is dropout and profile.stated()["dropout"] is dropout, (argv, model)
+        assert row_configs(TABLE2[5], model, profile, args, seed=0).model.dropout is dropout

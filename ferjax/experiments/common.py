@@ -35,7 +35,7 @@ class Profile:
     batch_size: int = 64
     batch_norm: bool | None = None  # None: the model's own (ModelConfig.batch_norm)
     augment: bool = True            # the reference's random warps of training images
-    dropout: bool = True            # the model's dropout layers in training
+    dropout: bool | None = None     # the model's dropout layers in training; None: the recipe's
     learning_rate: float | None = None  # None: the recipe's (peak) learning rate
 
     def stated(self) -> dict:
@@ -106,6 +106,8 @@ def resolve_profile(args, model: str) -> Profile:
         full = PROFILES[base.name][model]
         if base.name != "quick" and (base.epochs < full.epochs or base.train_subset or base.valid_subset):
             base = dataclasses.replace(base, name=f"{base.name}-reduced")
+    if base.dropout is None:
+        base = dataclasses.replace(base, dropout=get_config(model, base.recipe).model.dropout)
     return base
 
 

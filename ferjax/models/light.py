@@ -18,7 +18,8 @@ convolution with batch norm, which made it learn several times faster per epoch:
 Departures from the study's description: batch norm (the study names none), the
 space-to-depth stem, and the center loss taken on the fc layer's output before its ReLU
 (after the ReLU, a center loss with the study's lambda 0.5-1 drove every feature to zero on
-FERPlus: dead units, and the run stuck at the majority class). `fold_batch_norm`
+FERPlus: dead units, and the run stuck at the majority class). The fast profile trains it with
+its dropout layers off (it underfits with them; configs/fast.py). `fold_batch_norm`
 (models/batch_norm.py) turns a trained model into the same network without batch norm (each
 BN folded into its convolution) for inference.
 """
