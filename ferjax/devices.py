@@ -60,6 +60,28 @@ def _patient_collectives() -> None:
     os.environ["XLA_FLAGS"] = " ".join([flags, *extra]).strip()
 
 
+# jaxlib 0.10's XLA:CPU runs convolutions through YNNPACK; its Eigen convolutions, this flag,
+# train both models' 3x3 layers 2-3x faster (benchmarks/README.md, "Convolution library").
+# An unknown flag aborts XLA, so only jaxlib versions measured to know it get it.
+EIGEN_CONVOLUTIONS_FLAG = "--xla_cpu_experimental_ynn_fusion_type=-individual_convolution"
+_YNN_FUSION_OPTION = EIGEN_CONVOLUTIONS_FLAG.split("=")[0]
+
+
+def use_eigen_convolutions() -> bool:
+    """Ask XLA:CPU for Eigen's convolutions instead of YNNPACK's, if JAX has not started and the
+    user's XLA_FLAGS do not choose. Returns whether this process's convolutions are Eigen's."""
+    flags = os.environ.get("XLA_FLAGS", "")
+    if _YNN_FUSION_OPTION in flags:
+        return EIGEN_CONVOLUTIONS_FLAG in flags
+    import jaxlib
+    from jax._src import xla_bridge
+    if tuple(int(p) for p in jaxlib.__version__.split(".")[:2]) < (0, 10) \
+            or xla_bridge.backends_are_initialized():
+        return False
+    os.environ["XLA_FLAGS"] = " ".join([flags, EIGEN_CONVOLUTIONS_FLAG]).strip()
+    return True
+
+
 def add_argument(parser) -> None:
     parser.add_argument("--cpu-devices", type=int, default=DEFAULT_CPU_DEVICES, metavar="N",
                         help="split the host CPU into N XLA devices, the batch split between "

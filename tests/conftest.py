@@ -5,6 +5,10 @@ import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from ferjax.devices import use_eigen_convolutions  # noqa: E402
+
+use_eigen_convolutions()   # as ferjax's models ask for, before JAX starts
+
 import jax  # noqa: E402
 
 # Start JAX now, with the devices the environment gives (one CPU device by default), so that a

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from ferjax.models import build_model, count_params, inference_model, init_params, init_variables
-from ferjax.models.conv import conv3x3_matmul
+from ferjax.models.conv import conv3x3_matmul, max_pool2_reshape
 
 
 @pytest.mark.parametrize("channels,expected", [(1, 8_757_704), (2, 8_757_704 + 576), (3, 8_757_704 + 1152)])
@@ -27,6 +27,20 @@ def test_matmul_conv_equals_lax_conv():
     w = jax.random.normal(kw, (3, 3, 5, 7))
     ref = jax.lax.conv_general_dilated(x, w, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
     np.testing.assert_allclose(conv3x3_matmul(x, w), ref, rtol=1e-5, atol=1e-5)
+
+
+def test_reshape_max_pool_has_the_gradient_of_flax_max_pool_through_a_relu():
+    """Its gradient goes to every input equal to its window's max: after a ReLU, windows of
+    zeros tie, and the ReLU drops their gradient, as autodiff of nn.max_pool does."""
+    import flax.linen as nn
+    x = jax.random.normal(jax.random.PRNGKey(3), (2, 8, 6, 5)) - 0.5     # many all-negative windows
+    r = jax.random.normal(jax.random.PRNGKey(4), (2, 4, 3, 5))
+    ref = lambda x: jnp.sum(nn.max_pool(jax.nn.relu(x), (2, 2), strides=(2, 2)) * r)  # noqa: E731
+    ours = lambda x: jnp.sum(max_pool2_reshape(jax.nn.relu(x)) * r)  # noqa: E731
+    np.testing.assert_allclose(ours(x), ref(x), rtol=1e-6)
+    g, g_ref = jax.grad(ours)(x), jax.grad(ref)(x)
+    assert int(jnp.sum(g != 0)) == int(jnp.sum(g_ref != 0)) > 0
+    np.testing.assert_allclose(g, g_ref, rtol=1e-6)
 
 
 @pytest.mark.parametrize("name", ["light", "vgg13"])

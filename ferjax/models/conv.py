@@ -16,6 +16,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from ferjax.devices import use_eigen_convolutions
+
 KERNEL_INIT = nn.initializers.glorot_uniform()   # the FERPlus reference's initialiser
 
 
@@ -34,8 +36,9 @@ def conv3x3_matmul(x: jax.Array, kernel: jax.Array) -> jax.Array:
 
 
 # ---------------------------------------------------------------- "xla"
-# XLA's own convolution, as "lax", with the reshape max-pool of "matmul". Recent XLA:CPU runs
-# a convolution and both its gradients (through YNNPACK) faster than im2col GEMMs. Vmapped over
+# XLA's own convolution, as "lax", with the reshape max-pool of "matmul". XLA:CPU runs a
+# convolution and both its gradients faster than im2col GEMMs, with Eigen (asked for here,
+# before JAX starts) faster than with YNNPACK, jaxlib 0.10's default. Vmapped over
 # stacked weights (a sweep), `lax.conv` would become one grouped convolution, which XLA:CPU
 # runs slowly; here each of the three convolutions (forward, input gradient, weight gradient)
 # is a custom_vmap that runs one ordinary convolution per member instead, and a custom_vjp
@@ -55,18 +58,22 @@ def _conv_input_grad(g: jax.Array, kernel: jax.Array) -> jax.Array:
     return jax.linear_transpose(lambda x: _conv(x, kernel), x)(g)[0]
 
 
-def kernel_grad_method(height: int, width: int, channels_in: int) -> str:
+EIGEN_CONVOLUTIONS = use_eigen_convolutions()
+
+
+def kernel_grad_method(height: int, width: int, channels_in: int,
+                       eigen: bool = EIGEN_CONVOLUTIONS) -> str:
     """How the weight gradient of a 3x3 convolution on (height, width, channels_in) inputs is
     computed, a choice measured per layer of both models and in their training steps
-    (benchmarks/README.md, "Weight gradients"). XLA:CPU's own convolution for it, a window as
-    large as the image, is slower than nine GEMMs over the batch's pixels, one per kernel tap,
-    on 8x8 to 32x32 images; under 4 input channels those GEMMs would be outer products and one
-    im2col GEMM is faster. At 4x4, and at 64x64 with many channels (where im2col's patches would
+    (benchmarks/README.md, "Weight gradients"). Under 4 input channels, one im2col GEMM. Else
+    XLA:CPU's own convolution for it (a window as large as the image) when it is Eigen's; with
+    YNNPACK's, nine GEMMs over the batch's pixels, one per kernel tap, are faster on 8x8 to
+    32x32 images, and at 4x4, and at 64x64 with many channels (where im2col's patches would
     take 9x the input's memory), the convolution holds its own."""
     pixels = height * width
     if channels_in < 4 and pixels >= 64:
         return "im2col"
-    return "shifted" if 64 <= pixels <= 1024 else "conv"
+    return "shifted" if not eigen and 64 <= pixels <= 1024 else "conv"
 
 
 def _kernel_grad_by_conv(x: jax.Array, g: jax.Array) -> jax.Array:
@@ -158,5 +165,32 @@ def max_pool2(x: jax.Array, impl: str) -> jax.Array:
     """2x2/2 max pooling. The reshape form avoids reduce_window's slow scatter gradient on CPU."""
     if impl == "lax":
         return nn.max_pool(x, (2, 2), strides=(2, 2))
+    return max_pool2_reshape(x)
+
+
+def _windows(x: jax.Array) -> jax.Array:
     b, h, w, c = x.shape
-    return x.reshape(b, h // 2, 2, w // 2, 2, c).max(axis=(2, 4))
+    return x.reshape(b, h // 2, 2, w // 2, 2, c)
+
+
+# Autodiff of a max reduction divides the gradient among tied inputs, which costs a count and
+# a division per window: 0.7x the light model's whole training step on XLA:CPU. Here every
+# input equal to its window's max gets the gradient. Both models pool after a ReLU, so the
+# only ties in practice are zeros, whose gradient the ReLU then drops.
+@jax.custom_vjp
+def max_pool2_reshape(x: jax.Array) -> jax.Array:
+    return _windows(x).max(axis=(2, 4))
+
+
+def _max_pool2_fwd(x):
+    y = max_pool2_reshape(x)
+    return y, (x, y)
+
+
+def _max_pool2_bwd(res, g):
+    x, y = res
+    hit = _windows(x) == y[:, :, None, :, None, :]
+    return (jnp.where(hit, g[:, :, None, :, None, :], 0).reshape(x.shape),)
+
+
+max_pool2_reshape.defvjp(_max_pool2_fwd, _max_pool2_bwd)
