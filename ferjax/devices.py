@@ -1,4 +1,5 @@
-"""Host CPU devices: one XLA CPU device unless the user asks for more.
+"""Host CPU devices: one XLA CPU device unless the user asks for more, and Eigen's
+convolutions (`use_eigen_convolutions`, asked for by ferjax.models.conv).
 
 XLA:CPU keeps about one core busy on these small convolutions, so a 2-core host trains
 the light model up to twice as fast as two devices with the batch split between them (data
