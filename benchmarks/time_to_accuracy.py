@@ -7,7 +7,8 @@ first (which holds the compiles).
     python benchmarks/time_to_accuracy.py W [W ...] [--thresholds 80 82 84]
 
 W is a run directory of `ferjax train` (or a group run's runs/NAME). A run resumed after a
-kill counts only the wall time of the call that logged each epoch, so time it uninterrupted.
+kill restarts wall_seconds; its times are the sum over its calls (the time between a kill and
+the resume left out), and the report says how many calls there were.
 """
 from __future__ import annotations
 
@@ -22,15 +23,31 @@ def time_to_accuracy(metrics_file: Path, thresholds: list[float]) -> dict:
         raise ValueError(f"{metrics_file} holds no epochs")
     if "wall_seconds" not in lines[0]:
         raise ValueError(f"{metrics_file} was written before wall_seconds was logged")
+    wall = summed_wall_seconds(lines)
     reached = {}
     for t in thresholds:
-        hit = next((x for x in lines if x["valid_accuracy"] >= t), None)
-        reached[f"{t:g}"] = None if hit is None else {"epoch": hit["epoch"], "minutes": hit["wall_seconds"] / 60}
+        hit = next((i for i, x in enumerate(lines) if x["valid_accuracy"] >= t), None)
+        reached[f"{t:g}"] = None if hit is None else {"epoch": lines[hit]["epoch"], "minutes": wall[hit] / 60}
     best = max(lines, key=lambda x: x["valid_accuracy"])
     return {"run": str(Path(metrics_file).parent), "epochs": len(lines),
-            "minutes": lines[-1]["wall_seconds"] / 60,
+            "minutes": wall[-1] / 60, "calls": 1 + _resumes(lines),
             "best_valid": best["valid_accuracy"], "best_epoch": best["epoch"], "reached": reached,
             "loop_over_steps": loop_over_steps(lines)}
+
+
+def _resumes(lines: list[dict]) -> int:
+    return sum(b["wall_seconds"] <= a["wall_seconds"] for a, b in zip(lines, lines[1:]))
+
+
+def summed_wall_seconds(lines: list[dict]) -> list[float]:
+    """Each epoch's wall time since the run first started, summed over the calls that logged
+    the epochs (each resumed call restarts wall_seconds)."""
+    out, offset = [], 0.0
+    for i, x in enumerate(lines):
+        if i and x["wall_seconds"] <= lines[i - 1]["wall_seconds"]:
+            offset = out[-1]
+        out.append(offset + x["wall_seconds"])
+    return out
 
 
 def loop_over_steps(lines: list[dict]) -> dict | None:
@@ -61,8 +78,9 @@ def main(argv: list[str] | None = None) -> int:
         loop = r["loop_over_steps"]
         loop = ("" if loop is None else f"; epoch wall / step time {loop['median']:.3f} median, "
                 f"{loop['max']:.3f} max over {loop['epochs']} epochs")
+        calls = "" if r["calls"] == 1 else f", summed over {r['calls']} calls (resumed)"
         print(f"{r['run']}: best {r['best_valid']:.2f}% valid at epoch {r['best_epoch']} of "
-              f"{r['epochs']} ({r['minutes']:.1f} min); {hits}{loop}")
+              f"{r['epochs']} ({r['minutes']:.1f} min{calls}); {hits}{loop}")
     return 0
 
 

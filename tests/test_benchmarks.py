@@ -341,3 +341,16 @@ def test_time_to_accuracy_reads_first_epoch_over_each_threshold(tmp_path):
     assert r["reached"]["82"]["epoch"] == 4 and r["reached"]["84"] is None
     assert r["best_valid"] == 83.0 and r["epochs"] == 4
     assert r["loop_over_steps"] == {"median": 60.0 / 48.0, "max": 60.0 / 40.0, "epochs": 3}
+
+
+def test_time_to_accuracy_of_a_resumed_run_sums_its_calls(tmp_path):
+    """A resumed call restarts wall_seconds: times add up over the calls, never go back."""
+    from benchmarks.time_to_accuracy import time_to_accuracy
+    walls = (100.0, 200.0, 50.0, 150.0)           # killed after epoch 2, resumed (50 s of start-up)
+    lines = [{"epoch": e + 1, "valid_accuracy": a, "wall_seconds": w, "train_seconds": 90.0}
+             for e, (a, w) in enumerate(zip((79.0, 81.0, 83.0, 84.5), walls))]
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    r = time_to_accuracy(tmp_path / "metrics.jsonl", [80, 84])
+    assert r["calls"] == 2 and r["minutes"] == 350.0 / 60
+    assert r["reached"]["80"]["minutes"] == 200.0 / 60 and r["reached"]["84"]["minutes"] == 350.0 / 60
+    assert r["loop_over_steps"]["epochs"] == 2     # the epoch after the resume is not a loop epoch
