@@ -62,7 +62,7 @@ def _patient_collectives() -> None:
 
 
 # jaxlib 0.10's XLA:CPU runs convolutions through YNNPACK; its Eigen convolutions, this flag,
-# train both models' 3x3 layers 2-3x faster (benchmarks/README.md, "Convolution library").
+# train both models' 3x3 layers faster (benchmarks/README.md, "Convolution library").
 # An unknown flag aborts XLA, so only jaxlib versions measured to know it get it.
 EIGEN_CONVOLUTIONS_FLAG = "--xla_cpu_experimental_ynn_fusion_type=-individual_convolution"
 _YNN_FUSION_OPTION = EIGEN_CONVOLUTIONS_FLAG.split("=")[0]

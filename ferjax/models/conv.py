@@ -174,8 +174,9 @@ def _windows(x: jax.Array) -> jax.Array:
 
 
 # Autodiff of a max reduction divides the gradient among tied inputs, which costs a count and
-# a division per window: 0.7x the light model's whole training step on XLA:CPU. Here every
-# input equal to its window's max gets the gradient. Both models pool after a ReLU, so the
+# a division per window, a large share of the light model's training step on XLA:CPU
+# (benchmarks/README.md, "Convolution library"). Here every input equal to its window's max
+# gets the gradient. Both models pool after a ReLU, so the
 # only ties in practice are zeros, whose gradient the ReLU then drops.
 @jax.custom_vjp
 def max_pool2_reshape(x: jax.Array) -> jax.Array:
