@@ -35,8 +35,13 @@ def time_to_accuracy(metrics_file: Path, thresholds: list[float]) -> dict:
             "loop_over_steps": loop_over_steps(lines)}
 
 
+def _resumed(before: dict, after: dict) -> bool:
+    """`after` was logged by a later call than `before`: wall_seconds went back."""
+    return after["wall_seconds"] <= before["wall_seconds"]
+
+
 def _resumes(lines: list[dict]) -> int:
-    return sum(b["wall_seconds"] <= a["wall_seconds"] for a, b in zip(lines, lines[1:]))
+    return sum(_resumed(a, b) for a, b in zip(lines, lines[1:]))
 
 
 def summed_wall_seconds(lines: list[dict]) -> list[float]:
@@ -44,7 +49,7 @@ def summed_wall_seconds(lines: list[dict]) -> list[float]:
     the epochs (each resumed call restarts wall_seconds)."""
     out, offset = [], 0.0
     for i, x in enumerate(lines):
-        if i and x["wall_seconds"] <= lines[i - 1]["wall_seconds"]:
+        if i and _resumed(lines[i - 1], x):
             offset = out[-1]
         out.append(offset + x["wall_seconds"])
     return out
@@ -55,7 +60,7 @@ def loop_over_steps(lines: list[dict]) -> dict | None:
     (a resumed call restarts wall_seconds, so epochs whose wall time went back are skipped)."""
     ratios = [(b["wall_seconds"] - a["wall_seconds"]) / b["train_seconds"]
               for a, b in zip(lines, lines[1:])
-              if b["wall_seconds"] > a["wall_seconds"] and b.get("train_seconds")]
+              if not _resumed(a, b) and b.get("train_seconds")]
     if not ratios:
         return None
     ratios.sort()
