@@ -79,6 +79,15 @@ def test_lambda_sweep_writes_figure_3(tmp_path, capsys):
     (out / "lambda_sweep.md").unlink()
     assert lambda_sweep.main(["--replot", str(out / "lambda_sweep.json")]) == 0   # no training
     assert (out / "lambda_sweep.md").read_text() == table
+    # published: table, figure and every run's record, no checkpoint; the sweep is made again
+    # from the published records alone
+    index = tmp_path / "checkpoints.json"
+    assert publish(out / "lambda_sweep.json", tmp_path / "published", index, tmp_path) == {}
+    assert not index.exists() and not list((tmp_path / "published").rglob("best"))
+    again = tmp_path / "again"
+    shutil.copytree(tmp_path / "published" / "runs", again / "runs")
+    assert lambda_sweep.main([*argv[:-1], str(again), "--report-only"]) == 0
+    assert json.loads((again / "lambda_sweep.json").read_text())["curves"] == result["curves"]
 
 
 def test_quick_table2_rows_learn_on_a_smaller_budget(tmp_path):
@@ -155,17 +164,18 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.mark.parametrize("folder", sorted(p.parent.name for p in (ROOT / "experiments").glob("*/runs")))
 def test_committed_table_is_made_again_from_its_records(folder, tmp_path):
-    """The table publish committed equals what its stored command reports from the run
-    records committed beside it (no training: --report-only)."""
+    """The table or sweep publish committed equals what its stored command reports from the
+    run records committed beside it (no training: --report-only)."""
     published = ROOT / "experiments" / folder
-    table_json = next(published.glob("table*.json"))
+    table_json = next(p for p in published.glob("*.json") if p.stem.startswith(("table", "lambda_sweep")))
     committed = json.loads(table_json.read_text())
     words = committed["command"].split()
-    table, argv = words[2].rsplit(".", 1)[1], words[3:]
+    experiment, argv = words[2].rsplit(".", 1)[1], words[3:]
     out = argv.index("--out") + 1
     argv = [*argv[:out], str(tmp_path), *argv[out + 1:]]
     shutil.copytree(published / "runs", tmp_path / "runs")
-    assert table_main(table, argv + ["--report-only"]) == 0
+    main = lambda_sweep.main if experiment == "lambda_sweep" else (lambda a: table_main(experiment, a))
+    assert main(argv + ["--report-only"]) == 0
     remade = json.loads((tmp_path / table_json.name).read_text())
     assert remade.pop("command").replace(str(tmp_path), "OUT") == \
         committed.pop("command").replace(words[3:][out], "OUT")

@@ -4,8 +4,10 @@ experiments/checkpoints.json so that `ferjax evaluate --checkpoint DIR` can scor
 every run's record (summary.json, metrics.jsonl) under runs/ in the layout of the experiment's
 own runs/ folder, so that the table can be made again from the repository alone
 (`--report-only --out DEST`), and more seeds trained onto it after a copy of runs/ to --out.
+A lambda sweep (Figure 3) publishes its table, figure and run records, no checkpoints.
 
     python -m ferjax.experiments.publish results/table2/table2.json experiments/table2_light_real
+    python -m ferjax.experiments.publish results/lambda_sweep/lambda_sweep.json experiments/NAME
 """
 from __future__ import annotations
 
@@ -21,7 +23,12 @@ from ferjax.train.checkpoint import make_markers_portable
 
 def publish(result_json: Path, dest: Path, index: Path, repo_root: Path,
             checkpoints: bool = True) -> dict:
-    result = TableResult.from_json(json.loads(result_json.read_text()))
+    """The entries of experiments/checkpoints.json, after this result's rows are added."""
+    data = json.loads(result_json.read_text())
+    if "curves" in data:
+        publish_sweep(result_json, dest)
+        return json.loads(index.read_text()) if index.exists() else {}
+    result = TableResult.from_json(data)
     prov = result.provenance
     best_runs = {row.row: max(range(row.runs), key=lambda i: row.accuracies[i]) for row in result.rows}
     missing = [f"{row.row}: {Path(row.checkpoints[best_runs[row.row]]) / 'best'}"
@@ -66,6 +73,19 @@ def publish(result_json: Path, dest: Path, index: Path, repo_root: Path,
 
 
 RECORD = ("summary.json", "metrics.jsonl")
+
+
+def publish_sweep(result_json: Path, dest: Path) -> None:
+    """A lambda sweep's table and figure, and the record of every finished run of its runs/."""
+    runs = result_json.parent / "runs"
+    folders = sorted(s.parent for s in runs.glob("**/summary.json"))
+    if not folders:
+        raise FileNotFoundError(f"no run records (summary.json) under {runs}")
+    dest.mkdir(parents=True, exist_ok=True)
+    for f in result_json.parent.glob(result_json.stem + "*"):
+        shutil.copy2(f, dest / f.name)
+    for folder in folders:
+        copy_record(folder, dest / "runs" / folder.relative_to(runs))
 
 
 def run_record(run: str, runs: Path, dest: Path) -> tuple[Path, Path]:
