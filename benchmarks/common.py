@@ -138,7 +138,9 @@ def top_ops_from_trace(trace_dir: str, steps: int, top: int = 15, hlo_text: str 
 
     Only complete ('X') events of XLA's compute threads are counted (its HLO ops and fusions,
     named as in the optimised HLO); Python-thread events and runtime bookkeeping (names with
-    '::', '$...', 'PjitFunction') are dropped.
+    '::', '$...', 'PjitFunction') are dropped, except, given `hlo_text`, an event named after one
+    of its instructions on whichever thread ran it (a CPU client may run a program on the
+    calling thread).
     """
     import collections
     import glob
@@ -154,18 +156,18 @@ def top_ops_from_trace(trace_dir: str, steps: int, top: int = 15, hlo_text: str 
     for e in events:
         if e.get("ph") == "M" and e.get("name") == "thread_name":
             tids[(e.get("pid"), e.get("tid"))] = e.get("args", {}).get("name", "")
+    index = hlo_index(hlo_text) if hlo_text else {}
     total, calls = collections.Counter(), collections.Counter()
     for e in events:
         if e.get("ph") != "X":
             continue
         name = e.get("name", "")
         if name.startswith(("$", "end: ")) or "::" in name or "PjitFunction" in name \
-                or tids.get((e.get("pid"), e.get("tid")), "") == "python":
+                or (tids.get((e.get("pid"), e.get("tid")), "") == "python" and name not in index):
             continue
         total[name] += e.get("dur", 0)
         calls[name] += 1
     busy = sum(total.values()) or 1
-    index = hlo_index(hlo_text) if hlo_text else {}
     ops = [{"op": k[:160], "ms_per_step": v / steps / 1000.0, "calls_per_step": calls[k] / steps,
             "share": v / busy, **index.get(k, {})} for k, v in total.most_common(top)]
     return {"busy_ms_per_step": busy / steps / 1000.0, "top_ops": ops,

@@ -354,3 +354,23 @@ def test_time_to_accuracy_of_a_resumed_run_sums_its_calls(tmp_path):
     assert r["calls"] == 2 and r["minutes"] == 350.0 / 60
     assert r["reached"]["80"]["minutes"] == 200.0 / 60 and r["reached"]["84"]["minutes"] == 350.0 / 60
     assert r["loop_over_steps"]["epochs"] == 2     # the epoch after the resume is not a loop epoch
+
+
+def test_profile_counts_hlo_ops_on_the_calling_thread_and_drops_its_bookkeeping(tmp_path):
+    """A CPU client may run a program on the Python thread: its HLO ops count, its own
+    dispatch events do not."""
+    import gzip
+    from benchmarks.common import top_ops_from_trace
+    hlo = "ENTRY %main {\n  %fusion.1 = f32[8]{0} fusion(%p), kind=kLoop\n}\n"
+    events = [{"ph": "M", "name": "thread_name", "pid": 1, "tid": 1, "args": {"name": "python"}},
+              {"ph": "M", "name": "thread_name", "pid": 1, "tid": 2, "args": {"name": "tf_XLAEigen/1"}},
+              {"ph": "X", "name": "fusion.1", "pid": 1, "tid": 1, "dur": 3000},
+              {"ph": "X", "name": "fusion.1", "pid": 1, "tid": 2, "dur": 1000},
+              {"ph": "X", "name": "PjitFunction(step)", "pid": 1, "tid": 1, "dur": 9000},
+              {"ph": "X", "name": "py_dispatch", "pid": 1, "tid": 1, "dur": 5000}]
+    (tmp_path / "t").mkdir()
+    with gzip.open(tmp_path / "t" / "x.trace.json.gz", "wt") as f:
+        json.dump({"traceEvents": events}, f)
+    p = top_ops_from_trace(str(tmp_path), steps=1, hlo_text=hlo)
+    assert p["busy_ms_per_step"] == 4.0 and [o["op"] for o in p["top_ops"]] == ["fusion.1"]
+    assert p["top_ops"][0]["shape"] == "f32[8]"
