@@ -88,6 +88,15 @@ def test_lambda_sweep_writes_figure_3(tmp_path, capsys):
     shutil.copytree(tmp_path / "published" / "runs", again / "runs")
     assert lambda_sweep.main([*argv[:-1], str(again), "--report-only"]) == 0
     assert json.loads((again / "lambda_sweep.json").read_text())["curves"] == result["curves"]
+    # one point of the default grid (quick: 0.01 0.1 1) trains alone in a folder named after it,
+    # beside the group above, and the whole sweep reports it with the rest
+    assert lambda_sweep.main(TINY + ["--seeds", "1", "--feature-sets", "O-L", "--lams", "0.1",
+                                     "--out", str(out)]) == 0
+    assert sorted(p.name for p in (out / "runs").iterdir()) == [
+        "light-O-L-seed0", "light-O-L-seed0-O-L-lam0.1", "light-O-L-seed1"]
+    assert lambda_sweep.main([*argv[:-1], str(out), "--lams", "0", "0.01", "0.1", "1", "--report-only"]) == 0
+    lams = [(p["lam"], len(p["seeds"])) for p in json.loads((out / "lambda_sweep.json").read_text())["curves"]["O-L"]]
+    assert lams == [(0.0, 2), (0.01, 2), (0.1, 1), (1.0, 2)]
 
 
 def test_quick_table2_rows_learn_on_a_smaller_budget(tmp_path):

@@ -5,6 +5,9 @@ the available devices. Lambda 0 (softmax alone, the SL row) is the baseline: a d
 in the figure, since a log axis has no 0.
 
     python -m ferjax.experiments.lambda_sweep --model light --lams 0 0.01 0.1 1 10 --seeds 2
+
+A subset of the default lambdas (say `--feature-sets O --lams 1`) trains just those points; the
+whole sweep's command then finds them (`--report-only` tabulates what is finished).
 """
 from __future__ import annotations
 
@@ -56,15 +59,19 @@ def main(argv: list[str] | None = None) -> int:
         print(markdown_lambda(result))
         return 0
     profile = common.resolve_profile(args, args.model)
-    if args.lams is None:      # quick: three points, so the default run stays a few minutes
-        args.lams = QUICK_LAMS if profile.name == "quick" else LAMS
+    grid = QUICK_LAMS if profile.name == "quick" else LAMS   # quick: a few minutes by default
+    if args.lams is None:
+        args.lams = grid
     if any(not lam >= 0 for lam in args.lams):
         p.error(f"--lams must be 0 (the softmax baseline) or positive, got {args.lams}")
     command = common.command_line("lambda_sweep", argv)
     common.announce(args, command)
     common.setup_devices(args)
     rows = sweep_rows(args.feature_sets, args.lams)
-    summaries = common.run_rows(rows, args.model, profile, args)
+    # lambdas picked from the default grid are a selection of it: they train in a folder named
+    # after them, so that points trained one command at a time add up to the whole sweep
+    whole = sweep_rows(args.feature_sets, grid) if set(args.lams) <= set(grid) else rows
+    summaries = common.run_rows(rows, args.model, profile, args, all_rows=whole)
     curves = {fs: tuple(CurvePoint(lam=row.lam,
                                    accuracies=tuple(common.reported(s)[0] for s in summaries[row.name]),
                                    seeds=tuple(s["config"]["seed"] for s in summaries[row.name]))
