@@ -378,7 +378,78 @@ def kernel_grads(model: str = "light", batch: int = 0, warmup: int = 2, steps: i
     return {"model": model, "batch": batch, "layers": rows}
 
 
-FUNCTIONS = {"conv_layers": conv_layers, "kernel_grads": kernel_grads, "train": train, "sequential": sequential, "infer": infer, "ceiling": ceiling,
+def _winograd_f2x2_3x3(x: jax.Array, kernel: jax.Array) -> jax.Array:
+    """3x3 SAME convolution by Winograd's F(2x2, 3x3) in jnp (Lavin & Gray 2016): 4x4 input
+    tiles at stride 2 transformed by B, 16 batched (pixels x Cin) @ (Cin x Cout) products
+    against G k G^T, 2x2 outputs back by A: 2.25x fewer multiplies than the direct form.
+    A candidate for VGG13's convolutions, measured by `conv_forms` and not kept."""
+    def bt(r0, r1, r2, r3):   # B^T's rows applied along one axis
+        return [r0 - r2, r1 + r2, r2 - r1, r1 - r3]
+
+    n, h, w, c = x.shape
+    xp = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+    rows = bt(*[xp[:, i:i + h:2] for i in range(4)])
+    v = jnp.stack([t for r in rows for t in bt(*[r[:, :, j:j + w:2] for j in range(4)])])
+    g = jnp.asarray([[1, 0, 0], [.5, .5, .5], [.5, -.5, .5], [0, 0, 1]], x.dtype)
+    u = jnp.einsum("ai,ijck,bj->abck", g, kernel, g).reshape(16, c, -1)
+    m = jnp.einsum("tpc,tck->tpk", v.reshape(16, -1, c), u).reshape(4, 4, n, h // 2, w // 2, -1)
+    o = [m[0] + m[1] + m[2], m[1] - m[2] - m[3]]                     # A^T along the rows
+    y = jnp.stack([jnp.stack([r[0] + r[1] + r[2], r[1] - r[2] - r[3]]) for r in o])
+    return y.transpose(2, 3, 0, 4, 1, 5).reshape(n, h, w, -1)
+
+
+def conv_forms(batch: int = 32, shapes=((64, 64, 64),), rounds: int = 3, steps: int = 5) -> dict:
+    """ms of a 3x3 convolution, forward and forward + both gradients, by ferjax's default "xla"
+    conv and by Winograd F(2x2, 3x3) (`_winograd_f2x2_3x3`, gradients by autodiff), alternated
+    `rounds` times, medians of `steps`; `max_rel_error` of Winograd's output."""
+    from ferjax.models.conv import conv3x3_xla
+    forms = {"xla": conv3x3_xla, "winograd": _winograd_f2x2_3x3}
+    rows = []
+    for side, cin, cout in shapes:
+        rng = np.random.default_rng(0)
+        x = jnp.asarray(rng.standard_normal((batch, side, side, cin), np.float32))
+        k = jnp.asarray(rng.standard_normal((3, 3, cin, cout), np.float32) * 0.05)
+        r = jnp.asarray(rng.standard_normal((batch, side, side, cout), np.float32))
+        # r an argument, not a constant XLA could fold Winograd's output transform into
+        jitted = {name: (jax.jit(f), jax.jit(jax.grad(lambda x, k, r, f=f: jnp.sum(f(x, k) * r), argnums=(0, 1))))
+                  for name, f in forms.items()}
+        ref, got = jitted["xla"][0](x, k), jitted["winograd"][0](x, k)
+        ms = {f"{name}_{part}": [] for name in forms for part in ("forward", "train")}
+        for _ in range(rounds):
+            for name, (fwd, grad) in jitted.items():
+                for part, f, args in (("forward", fwd, (x, k)), ("train", grad, (x, k, r))):
+                    t = time_steps(lambda: jax.block_until_ready(f(*args)), 1, steps, min_time=0.0)
+                    ms[f"{name}_{part}"].append(1e3 * t["median_step_s"])
+        rows.append({"side": side, "cin": cin, "cout": cout, "ms": ms,
+                     "max_rel_error": float(jnp.max(jnp.abs(got - ref)) / jnp.max(jnp.abs(ref)))})
+    return {"batch": batch, "layers": rows}
+
+
+def sweep_forms(model: str = "light", batch: int = 64, k: int = 4, warmup: int = 2, steps: int = 5,
+                image_size: int = 64, features: str = "O") -> dict:
+    """Images/s per configuration of a sweep of K runs by two one-step forms: ferjax's vmapped
+    step, and `jax.lax.map` over the stacked runs (XLA runs them one after another in a loop,
+    each with the single-run step's ops). A candidate for the sweep, not kept."""
+    import functools
+    from ferjax.train.step import train_step
+    out = {"vmap": train(model, batch, features, k=k, warmup=warmup, steps=steps,
+                        image_size=image_size)["images_per_s_per_config"]}
+    cfgs = run_configs(model, batch, features, default_conv(), image_size, k)
+    placement = Placement.for_group(k, batch, default_conv())
+    one = functools.partial(train_step, sample_targets=False, label_smoothing=0.0)
+    step = jax.jit(lambda state, b: jax.lax.map(lambda s: one(s, b), state), donate_argnums=0)
+    holder = {"state": placement.put_state(create_states(cfgs, STEPS_PER_EPOCH))}
+    data = placement.put_batch(random_batch(batch, num_channels(features), image_size))
+
+    def one_step():
+        holder["state"], metrics = step(holder["state"], data)
+        jax.block_until_ready((holder["state"], metrics))
+
+    out["map"] = rate(time_steps(one_step, warmup, steps, min_time=0.0), batch)
+    return {"model": model, "batch": batch, "k": k, "images_per_s_per_config": out}
+
+
+FUNCTIONS = {"conv_layers": conv_layers, "kernel_grads": kernel_grads, "conv_forms": conv_forms, "sweep_forms": sweep_forms, "train": train, "sequential": sequential, "infer": infer, "ceiling": ceiling,
              "flops": flops, "probe": probe, "pipeline": pipeline, "pipeline_fed": pipeline_fed,
              "loop": loop}
 

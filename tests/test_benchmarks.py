@@ -60,6 +60,24 @@ def test_ferjax_ceiling_flops_probe(bf):
     assert all(positive(min(r["ms"].values())) and r["picked"] in r["ms"] for r in kg["layers"])
 
 
+
+def test_rejected_candidates_compute_the_same_thing(bf):
+    import jax
+    import jax.numpy as jnp
+    cf = bf.conv_forms(batch=2, shapes=((8, 3, 5),), rounds=1, steps=1)["layers"][0]
+    assert cf["max_rel_error"] < 1e-5 and all(positive(min(v)) for v in cf["ms"].values())
+    rng = np.random.default_rng(1)
+    x = jnp.asarray(rng.standard_normal((2, 6, 6, 3), np.float32))
+    k = jnp.asarray(rng.standard_normal((3, 3, 3, 4), np.float32))
+    r = jnp.asarray(rng.standard_normal((2, 6, 6, 4), np.float32))
+    from ferjax.models.conv import conv3x3_matmul
+    grads = [jax.jit(jax.grad(lambda x, k, f=f: jnp.sum(f(x, k) * r), argnums=(0, 1)))(x, k)
+             for f in (bf._winograd_f2x2_3x3, conv3x3_matmul)]
+    for a, b in zip(*grads):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+    sf = bf.sweep_forms(k=1, **STEP, **TINY)["images_per_s_per_config"]   # K=1: the cached step
+    assert positive(sf["vmap"]) and positive(sf["map"])
+
 def test_pipeline_and_fed_step(bf):
     r = bf.pipeline("O-S-L", n_images=64, batch=32)
     assert positive(r["images_per_s"]) and positive(r["images_per_cpu_s"])
