@@ -313,6 +313,14 @@ VGG13_CONV_SHAPES = ((64, 1, 64), (64, 64, 64), (32, 64, 128), (32, 128, 128), (
                      (16, 256, 256), (8, 256, 256))   # (side, Cin, Cout); 8x8 also gets 256->256
 
 
+def _conv_layer_inputs(batch: int, side: int, cin: int, cout: int):
+    """Input, kernel and an output cotangent of one 3x3 convolution layer, seeded."""
+    rng = np.random.default_rng(0)
+    return (jnp.asarray(rng.standard_normal((batch, side, side, cin), np.float32)),
+            jnp.asarray(rng.standard_normal((3, 3, cin, cout), np.float32) * 0.05),
+            jnp.asarray(rng.standard_normal((batch, side, side, cout), np.float32)))
+
+
 def conv_layers(conv: str | None = None, batch: int = 64, warmup: int = 2, steps: int = 5,
                 shapes=VGG13_CONV_SHAPES) -> dict:
     """Per-layer cost of one 3x3 convolution, forward alone and forward + both gradients
@@ -327,10 +335,7 @@ def conv_layers(conv: str | None = None, batch: int = 64, warmup: int = 2, steps
             x, k, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
     rows = []
     for side, cin, cout in shapes:
-        rng = np.random.default_rng(0)
-        x = jnp.asarray(rng.standard_normal((batch, side, side, cin), np.float32))
-        k = jnp.asarray(rng.standard_normal((3, 3, cin, cout), np.float32) * 0.05)
-        r = jnp.asarray(rng.standard_normal((batch, side, side, cout), np.float32))
+        x, k, r = _conv_layer_inputs(batch, side, cin, cout)
         fwd = jax.jit(f)
         # the first layer's input gradient is never needed in training: weight gradient only
         argnums = (1,) if cin == 1 else (0, 1)
@@ -406,10 +411,7 @@ def conv_forms(batch: int = 32, shapes=((64, 64, 64),), rounds: int = 3, steps: 
     forms = {"xla": conv3x3_xla, "winograd": _winograd_f2x2_3x3}
     rows = []
     for side, cin, cout in shapes:
-        rng = np.random.default_rng(0)
-        x = jnp.asarray(rng.standard_normal((batch, side, side, cin), np.float32))
-        k = jnp.asarray(rng.standard_normal((3, 3, cin, cout), np.float32) * 0.05)
-        r = jnp.asarray(rng.standard_normal((batch, side, side, cout), np.float32))
+        x, k, r = _conv_layer_inputs(batch, side, cin, cout)
         # r an argument, not a constant XLA could fold Winograd's output transform into
         jitted = {name: (jax.jit(f), jax.jit(jax.grad(lambda x, k, r, f=f: jnp.sum(f(x, k) * r), argnums=(0, 1))))
                   for name, f in forms.items()}
