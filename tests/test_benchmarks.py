@@ -60,7 +60,6 @@ def test_ferjax_ceiling_flops_probe(bf):
     assert all(positive(min(r["ms"].values())) and r["picked"] in r["ms"] for r in kg["layers"])
 
 
-
 def test_rejected_candidates_compute_the_same_thing(bf):
     import jax
     import jax.numpy as jnp
@@ -77,6 +76,7 @@ def test_rejected_candidates_compute_the_same_thing(bf):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
     sf = bf.sweep_forms(k=1, **STEP, **TINY)["images_per_s_per_config"]   # K=1: the cached step
     assert positive(sf["vmap"]) and positive(sf["map"])
+
 
 def test_pipeline_and_fed_step(bf):
     r = bf.pipeline("O-S-L", n_images=64, batch=32)
