@@ -20,7 +20,7 @@ import numpy as np  # noqa: E402
 
 from benchmarks.common import MIN_TIME_S, random_batch, rate, time_steps, top_ops_from_trace  # noqa: E402
 from ferjax.config import DataConfig, LossConfig, ModelConfig, RunConfig  # noqa: E402
-from ferjax.devices import DEFAULT_CPU_DEVICES, usable_cores  # noqa: E402
+from ferjax.devices import DEFAULT_CPU_DEVICES, share_malloc_arena, usable_cores  # noqa: E402
 from ferjax.features import num_channels  # noqa: E402
 from ferjax.models import (build_model, count_params, flops_per_image, inference_model, init_variables,  # noqa: E402
                            resolve_conv)
@@ -148,7 +148,9 @@ def sequential(model: str = "light", batch: int = 64, features: str = "O", conv:
 
 def infer(model: str = "light", batch: int = 256, features: str = "O", conv: str | None = None,
           warmup: int = 3, steps: int = 10, image_size: int = 64, profile_steps: int = 0) -> dict:
-    """Images/s of the jitted forward pass (train=False), logits only."""
+    """Images/s of the jitted forward pass (train=False), logits only; one malloc arena, as
+    ferjax's inference commands set it (this worker has run no JAX operation yet)."""
+    share_malloc_arena()
     with _named(profile_steps):
         return _infer(model, batch, features, conv, warmup, steps, image_size, profile_steps)
 

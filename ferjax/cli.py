@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ferjax.config import CENTER_REDUCTION_NAMES, CONV_NAMES, FEATURE_SET_NAMES, LABEL_MODE_NAMES, MODEL_NAMES
 from ferjax.configs import PROFILE_NAMES
-from ferjax.devices import add_argument as add_device_argument
+from ferjax.devices import add_argument as add_device_argument, share_malloc_arena
 from ferjax.distributed import add_arguments as add_distributed_arguments
 
 
@@ -204,6 +204,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command in ("evaluate", "predict", "export"):
+        share_malloc_arena()   # inference only, before JAX starts its threads
     try:
         return args.func(args)
     except (ValueError, FileNotFoundError, ArithmeticError) as e:   # a clear message, no traceback

@@ -1,5 +1,6 @@
-"""Host CPU devices: one XLA CPU device unless the user asks for more, and Eigen's
-convolutions (`use_eigen_convolutions`, asked for by ferjax.models.conv).
+"""Host CPU devices: one XLA CPU device unless the user asks for more, Eigen's
+convolutions (`use_eigen_convolutions`, asked for by ferjax.models.conv), and for inference
+one malloc arena (`share_malloc_arena`, asked for by the inference commands).
 
 XLA:CPU keeps about one core busy on these small convolutions, so a 2-core host trains
 the light model up to twice as fast as two devices with the batch split between them (data
@@ -13,6 +14,7 @@ each entry point; it never touches GPU/TPU devices.
 from __future__ import annotations
 
 import os
+import sys
 import warnings
 
 
@@ -88,3 +90,34 @@ def add_argument(parser) -> None:
                         help="split the host CPU into N XLA devices, the batch split between "
                              f"them (default {DEFAULT_CPU_DEVICES}; 0: one per core, faster on "
                              "small models but see the README's known issue)")
+
+
+# glibc gives each thread that allocates its own malloc arena, and XLA:CPU's worker threads
+# each keep their freed convolution buffers in theirs, so inference held far more memory than
+# its buffers need. One arena, which never returns its top to the OS (no trim) and never maps
+# the buffers these models allocate (under 32 MB) on their own, lets the threads reuse each
+# other's buffers without a page fault per pass (benchmarks/README.md, "Inference memory").
+# Only the inference commands ask for it: the training step ran markedly slower with it.
+# The user's MALLOC_* variables win; other C libraries are left alone.
+MALLOC_OPTIONS = {"MALLOC_ARENA_MAX": (-8, 1), "MALLOC_TRIM_THRESHOLD_": (-1, 1 << 30),
+                  "MALLOC_MMAP_THRESHOLD_": (-3, 32 << 20)}   # env name: (mallopt param, value)
+
+
+def share_malloc_arena() -> bool:
+    """Set MALLOC_OPTIONS with glibc's mallopt, before JAX starts its threads. Returns whether
+    they were set (not on other C libraries, nor when the environment sets any of them, nor
+    once JAX has started: its threads have their arenas, and the process is someone else's)."""
+    if any(name in os.environ for name in MALLOC_OPTIONS):
+        return False
+    if "jax" in sys.modules:
+        from jax._src import xla_bridge
+        if xla_bridge.backends_are_initialized():
+            return False
+    import ctypes
+    try:
+        libc = ctypes.CDLL(None)
+        libc.gnu_get_libc_version
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    return all(mallopt(param, value) == 1 for param, value in MALLOC_OPTIONS.values())

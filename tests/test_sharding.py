@@ -1,9 +1,12 @@
 """Multi-device paths on CPU: XLA_FLAGS=--xla_force_host_platform_device_count=2 in a subprocess
 (the flag must be set before JAX starts)."""
+import ctypes
 import os
 import subprocess
 import sys
 import textwrap
+
+import pytest
 
 SCRIPT = textwrap.dedent("""
     import jax, numpy as np
@@ -87,3 +90,39 @@ def test_use_cpu_cores_splits_the_host_before_jax_starts():
     out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "DEVICES-OK" in out.stdout
+
+
+def test_share_malloc_arena_gives_other_threads_the_main_arena():
+    script = textwrap.dedent("""
+        import ctypes, os, sys, threading
+        from ferjax.devices import share_malloc_arena
+        if sys.argv[1] == "user":
+            os.environ["MALLOC_ARENA_MAX"] = "4"
+            assert share_malloc_arena() is False     # the user's setting wins
+            print("ARENA-OK"); sys.exit()
+        if sys.argv[1] == "late":
+            import jax
+            jax.numpy.zeros(1).block_until_ready()
+            assert share_malloc_arena() is False     # JAX has started: too late, left alone
+            print("ARENA-OK"); sys.exit()
+        assert share_malloc_arena() is True
+        class Info(ctypes.Structure):
+            _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd",
+                                                       "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
+        libc = ctypes.CDLL(None)
+        libc.mallinfo2.restype, libc.malloc.restype = Info, ctypes.c_void_p
+        before, held = libc.mallinfo2().uordblks, []
+        t = threading.Thread(target=lambda: held.append(libc.malloc(4 << 20)))
+        t.start(); t.join()
+        grew = libc.mallinfo2().uordblks - before     # mallinfo2 counts the main arena only
+        assert grew >= 4 << 20, grew
+        print("ARENA-OK")
+    """)
+    if sys.platform != "linux" or not hasattr(ctypes.CDLL(None), "mallinfo2"):
+        pytest.skip("needs glibc 2.33 or later")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
+    for mode in ("ferjax", "user", "late"):
+        out = subprocess.run([sys.executable, "-c", script, mode], env=env, capture_output=True,
+                             text=True, timeout=120)
+        assert out.returncode == 0, out.stderr[-3000:]
+        assert "ARENA-OK" in out.stdout
