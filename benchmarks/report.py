@@ -149,7 +149,8 @@ def _loop(r: dict) -> list[str]:
     over = lp["loop_over_step"]
     return ["\n## Training loop\n",
             f"`ferjax.train.loop.train` ({lp['model']}, batch {lp['batch']}, {lp['variant']}) on the "
-            f"built-in faces ({lp['train_images']} training images, {lp['steps_per_epoch']} steps per "
+            f"built-in faces in the full data's proportions ({lp['train_images']} training images, "
+            f"{lp.get('valid_images', '?')} valid, no test; {lp['steps_per_epoch']} steps per "
             f"epoch, {lp['epochs']} epochs; every epoch's evaluation, checkpoints and metrics "
             f"included): **{_f(lp['images_per_s'], '{:.0f}')} images/s**, against "
             f"{_f(lp['step_images_per_s'], '{:.0f}')} for its step alone on a resident batch. An "

@@ -50,6 +50,10 @@ def test_short_run_learns_well_above_chance(tmp_path):
     lines = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [x["epoch"] for x in lines] == list(range(1, LEARN_EPOCHS + 1))
     assert summary["test_accuracy"] is not None      # synthetic data has a test split
+    best = -1.0
+    for x in lines:                                   # test scored only when valid improves
+        assert (x["test_accuracy"] is not None) == (x["valid_accuracy"] > best), x
+        best = max(best, x["valid_accuracy"])
     assert summary["code"]["ferjax"] == ferjax.__version__ and summary["code"]["jax"] == jax.__version__
     assert json.loads((tmp_path / "summary.json").read_text())["code"] == summary["code"]
 

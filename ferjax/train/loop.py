@@ -1,7 +1,8 @@
 """The epoch loop of a run group (K >= 1 configurations trained together on the same batches).
 
-Per epoch: train, evaluate on valid (and test when the data has it), append one JSONL line
-per run, keep each run's best-on-valid checkpoint, then save the group's latest checkpoint.
+Per epoch: train, evaluate on valid, append one JSONL line per run, keep each run's
+best-on-valid checkpoint (scored on test too, when the data has a test split), then save the
+group's latest checkpoint.
 Run again with the same workdir and it resumes after the last completed epoch; since every
 batch and dropout key is a pure function of (seed, epoch, step), the resumed run ends with
 the same parameters as an uninterrupted one.
@@ -217,8 +218,10 @@ def _train_group(cfgs: list[RunConfig], workdir: Path, *, names, dataset, progre
         _check_finite(np.asarray(to_host(jnp.stack(losses))), epoch, steps_per_epoch, names, workdir)
         sums = to_host(sums)
         valid = evaluate_stacked(eval_fn, placement, state, resident["valid"], len(splits["valid"]))
+        improved = [v.accuracy > b["valid_accuracy"] for v, b in zip(valid, best)]
+        # Only a kept checkpoint's test score is read: score test only when a run keeps one.
         test = (evaluate_stacked(eval_fn, placement, state, resident["test"], len(splits["test"]))
-                if "test" in splits else None)
+                if "test" in splits and any(improved) else None)
         lr = _lr(base, steps_per_epoch, epoch)
         for k, (cfg, d) in enumerate(zip(cfgs, run_dirs)):
             line = {"epoch": epoch + 1, "train_loss": float(sums["loss"][k]) / steps_per_epoch,
@@ -228,7 +231,7 @@ def _train_group(cfgs: list[RunConfig], workdir: Path, *, names, dataset, progre
                     "train_seconds": train_time, "images_per_second": k_runs * steps_per_epoch * bs / train_time,
                     # since this call started (data loading and compiles included): time to accuracy
                     "wall_seconds": time.time() - started}
-            if valid[k].accuracy > best[k]["valid_accuracy"]:
+            if improved[k]:
                 best[k] = {"epoch": epoch + 1, "valid_accuracy": valid[k].accuracy,
                            "test_accuracy": test[k].accuracy if test else None,
                            "valid": valid[k].to_json(), "test": test[k].to_json() if test else None}
