@@ -97,7 +97,8 @@ def equalize_histogram(images: jax.Array) -> jax.Array:
     """uint8 (B, H, W) -> float32 in [-1, 1]: each image's own 256-bin cdf at each pixel."""
     b = images.shape[0]
     # Each pixel's bin in one flat (B x 256) vector: XLA:CPU scatters into and gathers from a
-    # flat vector faster than along a batch dimension (benchmarks/README.md, "Augmentation").
+    # flat vector faster than along a batch dimension (benchmarks/README.md, "The training
+    # loop and its augmentation").
     bins = (images.reshape(b, -1).astype(jnp.int32)
             + 256 * jnp.arange(b, dtype=jnp.int32)[:, None]).reshape(-1)
     hist = jnp.zeros((b * 256,), jnp.float32).at[bins].add(1.0, mode="promise_in_bounds")
