@@ -20,7 +20,7 @@ import numpy as np  # noqa: E402
 
 from benchmarks.common import MIN_TIME_S, random_batch, rate, time_steps, top_ops_from_trace  # noqa: E402
 from ferjax.config import DataConfig, LossConfig, ModelConfig, RunConfig  # noqa: E402
-from ferjax.devices import DEFAULT_CPU_DEVICES, share_malloc_arena, usable_cores  # noqa: E402
+from ferjax.devices import DEFAULT_CPU_DEVICES, release_freed_memory, share_malloc_arena, usable_cores  # noqa: E402
 from ferjax.features import num_channels  # noqa: E402
 from ferjax.models import (build_model, count_params, flops_per_image, inference_model, init_variables,  # noqa: E402
                            resolve_conv)
@@ -96,13 +96,14 @@ def _train(model, batch, features, conv, warmup, steps, image_size, k, profile_s
     holder = {}
     holder["state"], step, data = _train_setup(model, batch, features, conv, image_size, k)
     params = _params_of(holder["state"])
+    release_freed_memory()       # as the training loop does, here and after the compile
 
     def one():
         holder["state"], metrics = step(holder["state"], data)
         jax.block_until_ready((holder["state"], metrics))
         holder["metrics"] = metrics
 
-    timing = time_steps(one, warmup, steps)
+    timing = time_steps(one, warmup, steps, after_first=release_freed_memory)
     loss = np.asarray(holder["metrics"]["loss"])
     out = {"images_per_s": rate(timing, batch * k), "images_per_s_per_config": rate(timing, batch),
            "params": params, "conv": conv, "k": k, "devices": jax.device_count(), "loss_finite": bool(np.all(np.isfinite(loss))),
@@ -128,12 +129,13 @@ def sequential(model: str = "light", batch: int = 64, features: str = "O", conv:
     total, first, per_config, images = 0.0, None, [], 0
     for cfg in cfgs:
         holder = {"state": placement.put_state(create_states([cfg], STEPS_PER_EPOCH))}
+        release_freed_memory()   # each configuration as a run of its own: see _train
 
         def one():
             holder["state"], metrics = step(holder["state"], data)
             jax.block_until_ready((holder["state"], metrics))
 
-        timing = time_steps(one, warmup, steps)
+        timing = time_steps(one, warmup, steps, after_first=release_freed_memory)
         first = timing["first_step_s"] if first is None else first
         total += sum(timing["step_times_s"])
         images += batch * timing["steps"]

@@ -28,14 +28,15 @@ LIGHT_PARAMS_1CH = 361_664     # with its batch-norm scales and offsets
 
 
 def time_steps(step: Callable[[], object], warmup: int, steps: int,
-               min_time: float | None = None) -> dict:
+               min_time: float | None = None, after_first: Callable[[], object] | None = None) -> dict:
     """Run `step` (which must return only when its work is done) warmup + steps times, and
     more timed steps while they add up to less than `min_time` seconds (default: the
     FERJAX_BENCH_MIN_TIME environment variable, which run.py sets per mode), so a fast step
     is timed many times and a slow one `steps` times.
 
-    The first call includes compilation/tracing; it is reported as `first_step_s`. The
-    throughput statistic is the median of the timed calls that follow the warm-up.
+    The first call includes compilation/tracing; it is reported as `first_step_s`, and
+    `after_first` runs after it. The throughput statistic is the median of the timed calls
+    that follow the warm-up.
     """
     if steps < 1 or warmup < 1:
         raise ValueError("need at least one warm-up step and one timed step")
@@ -43,6 +44,8 @@ def time_steps(step: Callable[[], object], warmup: int, steps: int,
     t = time.perf_counter()
     step()
     first = time.perf_counter() - t
+    if after_first is not None:
+        after_first()
     for _ in range(warmup - 1):
         step()
     times: list[float] = []

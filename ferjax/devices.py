@@ -1,6 +1,7 @@
 """Host CPU devices: one XLA CPU device unless the user asks for more, Eigen's
-convolutions (`use_eigen_convolutions`, asked for by ferjax.models.conv), and for inference
-one malloc arena (`share_malloc_arena`, asked for by the inference commands).
+convolutions (`use_eigen_convolutions`, asked for by ferjax.models.conv), for inference
+one malloc arena (`share_malloc_arena`, asked for by the inference commands), and for
+training the freed heap handed back after compiling (`release_freed_memory`).
 
 XLA:CPU keeps about one core busy on these small convolutions, so a 2-core host trains
 the light model up to twice as fast as two devices with the batch split between them (data
@@ -113,11 +114,30 @@ def share_malloc_arena() -> bool:
         from jax._src import xla_bridge
         if xla_bridge.backends_are_initialized():
             return False
+    libc = _glibc()
+    if libc is None:
+        return False
+    return all(libc.mallopt(param, value) == 1 for param, value in MALLOC_OPTIONS.values())
+
+
+def release_freed_memory() -> bool:
+    """Return the free pages of every malloc arena to the OS (glibc's malloc_trim). Compiling
+    a step leaves hundreds of MB freed in the arenas of the threads that compiled, which the
+    steps do not reuse; the training loop calls this once the state is built and once the
+    step has compiled (benchmarks/README.md, "Training memory"). Returns whether it ran."""
+    libc = _glibc()
+    if libc is None:
+        return False
+    libc.malloc_trim(0)
+    return True
+
+
+def _glibc():
     import ctypes
     try:
         libc = ctypes.CDLL(None)
         libc.gnu_get_libc_version
-        mallopt = libc.mallopt
+        libc.mallopt, libc.malloc_trim
     except (OSError, AttributeError):
-        return False
-    return all(mallopt(param, value) == 1 for param, value in MALLOC_OPTIONS.values())
+        return None
+    return libc

@@ -126,3 +126,32 @@ def test_share_malloc_arena_gives_other_threads_the_main_arena():
                              text=True, timeout=120)
         assert out.returncode == 0, out.stderr[-3000:]
         assert "ARENA-OK" in out.stdout
+
+
+def test_release_freed_memory_returns_a_threads_freed_heap_to_the_os():
+    # A thread's arena with every other 64 KB block freed: holes glibc keeps until trimmed.
+    script = textwrap.dedent("""
+        import ctypes, threading
+        from ferjax.devices import release_freed_memory
+        libc = ctypes.CDLL(None)
+        libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
+        libc.free.argtypes = [ctypes.c_void_p]
+        rss = lambda: int(open("/proc/self/statm").read().split()[1]) * 4096   # noqa: E731
+        def fill():
+            blocks = [libc.malloc(64 << 10) for _ in range(4000)]
+            for b in blocks:
+                ctypes.memset(b, 1, 64 << 10)
+            for b in blocks[::2]:
+                libc.free(b)
+        t = threading.Thread(target=fill); t.start(); t.join()
+        before = rss()
+        assert release_freed_memory() is True
+        print("RELEASED-MB", (before - rss()) >> 20)
+    """)
+    if sys.platform != "linux" or not hasattr(ctypes.CDLL(None), "malloc_trim"):
+        pytest.skip("needs glibc")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-3000:]
+    released = int(out.stdout.split("RELEASED-MB")[1])
+    assert released >= 100, out.stdout      # 2000 freed blocks of 64 KB: 125 MB of holes

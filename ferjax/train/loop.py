@@ -25,6 +25,7 @@ from ferjax.config import RunConfig
 from ferjax.data.ferplus import load_dataset
 from ferjax.data.records import Dataset
 from ferjax.data.votes import labeled_splits
+from ferjax.devices import release_freed_memory
 from ferjax.metrics import Scores, summarize
 from ferjax.train.group import Placement, check_group, create_states, member
 from ferjax.train import checkpoint
@@ -195,6 +196,7 @@ def _train_group(cfgs: list[RunConfig], workdir: Path, *, names, dataset, progre
     step_fn, eval_fn = placement.train_step(base, steps_per_epoch), placement.eval_step(base)
     resident = {name: placement.put_data(split) for name, split in splits.items()}
     data_key = jax.device_put(jax.random.PRNGKey(base.data_seed_or_seed), placement.replicated)
+    release_freed_memory()       # what building the states freed (and after each compile below)
     batch_norm = bool(jax.tree.leaves(state.batch_stats))
     steps_done = 0
     epoch_seconds: list[float] = []        # whole epochs (train + evaluation + checkpoints)
@@ -210,6 +212,9 @@ def _train_group(cfgs: list[RunConfig], workdir: Path, *, names, dataset, progre
                                np.int32(epoch), np.int32(i))
             losses.append(m["loss"])
             sums = m if sums is None else jax.tree.map(lambda a, b: a + b, sums, m)
+            if steps_done == 0:
+                jax.block_until_ready(state)
+                release_freed_memory()
             steps_done += 1
             if stop_after_steps is not None and steps_done >= stop_after_steps:
                 return []
@@ -222,6 +227,8 @@ def _train_group(cfgs: list[RunConfig], workdir: Path, *, names, dataset, progre
         # Only a kept checkpoint's test score is read: score test only when a run keeps one.
         test = (evaluate_stacked(eval_fn, placement, state, resident["test"], len(splits["test"]))
                 if "test" in splits and any(improved) else None)
+        if epoch == start_epoch:
+            release_freed_memory()
         lr = _lr(base, steps_per_epoch, epoch)
         for k, (cfg, d) in enumerate(zip(cfgs, run_dirs)):
             line = {"epoch": epoch + 1, "train_loss": float(sums["loss"][k]) / steps_per_epoch,
