@@ -122,9 +122,10 @@ def share_malloc_arena() -> bool:
 
 def release_freed_memory() -> bool:
     """Return the free pages of every malloc arena to the OS (glibc's malloc_trim). Compiling
-    a step leaves hundreds of MB freed in the arenas of the threads that compiled, which the
-    steps do not reuse; the training loop calls this once the state is built and once the
-    step has compiled (benchmarks/README.md, "Training memory"). Returns whether it ran."""
+    leaves much memory freed in the arenas of the threads that compiled, which the steps do
+    not reuse; the training loop calls this once the states are built, once the step has
+    compiled and after the first evaluation (benchmarks/README.md, "Training memory").
+    Returns whether it ran."""
     libc = _glibc()
     if libc is None:
         return False
