@@ -15,6 +15,7 @@ from pathlib import Path
 
 from benchmarks.common import load_average, peak_rss_mb
 from benchmarks.plan import MODULES, PEER_MODULES
+from ferjax.devices import huge_page_env
 
 REPO = Path(__file__).resolve().parents[1]
 ENTRY = Path(__file__).resolve().with_name("run.py")   # re-invoked with --worker
@@ -56,10 +57,13 @@ def run_job(framework: str, func: str, kwargs: dict, timeout: float, log=None,
             pythonpath: tuple[str, ...] = (), devices: int | None = None,
             min_time: float = 0.0) -> dict:
     """One worker process; returns its record with the peak RSS the kernel saw (wait4).
-    devices: split the host CPU into that many XLA devices (ferjax then shards the batch)."""
+    devices: split the host CPU into that many XLA devices (ferjax then shards the batch).
+    Every system's worker gets the malloc of ferjax's entry points (glibc on transparent huge
+    pages, ferjax.devices.huge_page_env): the peers ran faster with it too."""
     path = [*pythonpath, str(REPO), os.environ.get("PYTHONPATH")]
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", KERAS_BACKEND="tensorflow",
                PYTHONPATH=os.pathsep.join(filter(None, path)), FERJAX_BENCH_MIN_TIME=str(min_time))
+    env = huge_page_env(env) or env
     if devices:
         env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") +
                             f" --xla_force_host_platform_device_count={devices}").strip()

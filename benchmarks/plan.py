@@ -69,6 +69,10 @@ NOTES = [
     "configuration. The baseline is the faster sequential conv implementation, so vmapping "
     "is credited only with what it adds.",
     "Inference targets are against the best peer; training targets against PyTorch.",
+    "Every worker, of every system, runs with glibc's malloc on transparent huge pages "
+    "(GLIBC_TUNABLES=glibc.malloc.hugetlb=1), which ferjax's entry points set by starting "
+    "again (ferjax.devices.restart_with_huge_pages): measured side by side, PyTorch and Keras "
+    "ran faster with it as well (benchmarks/README.md, \"Huge pages\").",
     "'<conv>+<n>dev': the same step with the host CPU split into n XLA devices "
     "(XLA_FLAGS=--xla_force_host_platform_device_count=n): ferjax's Placement then shards the "
     "batch over them (data parallel; in a sweep, the K runs, or with the 'xla' conv the "

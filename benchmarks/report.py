@@ -41,6 +41,9 @@ def _header(r: dict) -> list[str]:
     if v["keras"]["available"]:
         vers.append(f"tensorflow {v['keras'].get('tensorflow')}")
     L.append("\nVersions: " + ", ".join(vers) + ".")
+    tunables = v["ferjax"].get("glibc_tunables")
+    if tunables is not None:
+        L.append(f"\nEvery worker's GLIBC_TUNABLES: `{tunables or '(none)'}`.")
     for p, info in r["peers"].items():
         if not info["available"]:
             L.append(f"\n**Peer {p} is missing** ({info['error']}): its columns are empty and the "
@@ -155,7 +158,11 @@ def _loop(r: dict) -> list[str]:
             f"included): **{_f(lp['images_per_s'], '{:.0f}')} images/s**, against "
             f"{_f(lp['step_images_per_s'], '{:.0f}')} for its step alone on a resident batch. An "
             f"epoch after the first took {_f(over['median'], '{:.3f}')}x (median; at most "
-            f"{_f(over['max'], '{:.3f}')}x) its steps' time; goal at most 1.15x: {_met(lp['target_met'])}."]
+            f"{_f(over['max'], '{:.3f}')}x) its steps' time; goal at most 1.15x: {_met(lp['target_met'])}."
+            + (f" Of that, the epoch's training (gathering and augmenting each batch inside the "
+               f"step) took {_f(lp['training_over_step'], '{:.3f}')}x the bare steps, and the whole "
+               f"epoch (evaluation, checkpoints, metrics) {_f(lp['epoch_over_training'], '{:.3f}')}x "
+               f"its training (medians)." if lp.get("training_over_step") else "")]
 
 
 def _pipeline(r: dict) -> list[str]:

@@ -139,6 +139,7 @@ def summarize_loop(rec: dict, variant: str) -> dict:
     step_share = 1 / over if over else None
     return {"status": rec["status"], "variant": variant, "peak_rss_mb": rec.get("peak_rss_mb"),
             **{k: r.get(k) for k in ("images_per_s", "step_images_per_s", "loop_over_step",
+                                      "training_over_step", "epoch_over_training",
                                       "steps_per_epoch", "train_images", "valid_images", "epochs", "model",
                                       "batch")},
             "step_share": step_share,

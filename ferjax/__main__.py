@@ -1,1 +1,3 @@
-import sys; from ferjax.cli import main; sys.exit(main())
+from ferjax.cli import entry
+
+entry()

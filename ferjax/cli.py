@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ferjax.config import CENTER_REDUCTION_NAMES, CONV_NAMES, FEATURE_SET_NAMES, LABEL_MODE_NAMES, MODEL_NAMES
 from ferjax.configs import PROFILE_NAMES
-from ferjax.devices import add_argument as add_device_argument, share_malloc_arena
+from ferjax.devices import add_argument as add_device_argument, restart_with_huge_pages, share_malloc_arena
 from ferjax.distributed import add_arguments as add_distributed_arguments
 
 
@@ -223,5 +223,11 @@ def _leave_now_if_one_of_several(code: int) -> None:
         fail_fast(code)
 
 
-if __name__ == "__main__":
+def entry() -> None:
+    """The `ferjax` program (console script, `python -m ferjax`)."""
+    restart_with_huge_pages()
     sys.exit(main())
+
+
+if __name__ == "__main__":
+    entry()

@@ -1,7 +1,8 @@
 """Host CPU devices: one XLA CPU device unless the user asks for more, Eigen's
 convolutions (`use_eigen_convolutions`, asked for by ferjax.models.conv), for inference
-one malloc arena (`share_malloc_arena`, asked for by the inference commands), and for
-training the freed heap handed back after compiling (`release_freed_memory`).
+one malloc arena (`share_malloc_arena`, asked for by the inference commands), for
+training the freed heap handed back after compiling (`release_freed_memory`), and for every
+command glibc's malloc on transparent huge pages (`restart_with_huge_pages`).
 
 XLA:CPU keeps about one core busy on these small convolutions, so a 2-core host trains
 the light model up to twice as fast as two devices with the batch split between them (data
@@ -17,6 +18,7 @@ from __future__ import annotations
 import os
 import sys
 import warnings
+from pathlib import Path
 
 
 def usable_cores() -> int:
@@ -131,6 +133,61 @@ def release_freed_memory() -> bool:
         return False
     libc.malloc_trim(0)
     return True
+
+
+# glibc's malloc can ask the kernel for transparent huge pages for its heaps and mapped
+# chunks. XLA:CPU's buffers are large and short-lived: on 4 KiB pages each step of a vmapped
+# sweep took tens of thousands of page faults and TLB misses, and ran markedly slower than
+# on huge pages (benchmarks/README.md, "Huge pages"). glibc reads its tunables only when
+# a process starts, so the entry points start the program again, once, with the tunable set.
+HUGE_PAGE_TUNABLE = "glibc.malloc.hugetlb=1"
+HUGE_PAGES_ENV = "FERJAX_HUGE_PAGES"      # "0": leave malloc as it is
+THP_SETTING = "/sys/kernel/mm/transparent_hugepage/enabled"
+
+
+def huge_page_env(environ=None) -> dict[str, str] | None:
+    """`environ` (default os.environ) with glibc's malloc on transparent huge pages, or None
+    when it has nothing to add: not Linux with glibc 2.35 or later, huge pages off in the
+    kernel, the tunable (or any glibc.malloc.hugetlb) already set, or FERJAX_HUGE_PAGES=0."""
+    env = dict(os.environ if environ is None else environ)
+    tunables = env.get("GLIBC_TUNABLES", "")
+    if (not sys.platform.startswith("linux") or env.get(HUGE_PAGES_ENV) == "0"
+            or "glibc.malloc.hugetlb" in tunables or not _glibc_at_least(2, 35)):
+        return None
+    try:
+        if "[never]" in Path(THP_SETTING).read_text():
+            return None
+    except OSError:
+        return None
+    env["GLIBC_TUNABLES"] = ":".join(filter(None, [tunables, HUGE_PAGE_TUNABLE]))
+    return env
+
+
+def restart_with_huge_pages() -> None:
+    """Start this program again with `huge_page_env`, before it has done anything (call it
+    first in an entry point; never returns when it restarts). A no-op when there is nothing
+    to add or the command line cannot be repeated (an interactive or embedded interpreter)."""
+    env = huge_page_env()
+    argv = getattr(sys, "orig_argv", None)
+    if env is None or not argv or not sys.executable or sys.flags.interactive:
+        return
+    for stream in (sys.stdout, sys.stderr):
+        if stream is not None:
+            stream.flush()
+    os.execve(sys.executable, [sys.executable, *argv[1:]], env)
+
+
+def _glibc_at_least(major: int, minor: int) -> bool:
+    libc = _glibc()
+    if libc is None:
+        return False
+    import ctypes
+    libc.gnu_get_libc_version.restype = ctypes.c_char_p
+    try:
+        have = tuple(int(x) for x in libc.gnu_get_libc_version().decode().split(".")[:2])
+    except ValueError:
+        return False
+    return have >= (major, minor)
 
 
 def _glibc():

@@ -151,6 +151,42 @@ def test_release_freed_memory_returns_a_threads_freed_heap_to_the_os():
     assert released >= 100, out      # 2000 freed blocks of 64 KB: 125 MB of holes
 
 
+def test_restart_with_huge_pages_starts_the_program_again_once_on_huge_pages():
+    script = textwrap.dedent("""
+        import ctypes, os, sys
+        from ferjax.devices import restart_with_huge_pages
+        print("START", os.getpid(), flush=False)      # restarting flushes it first
+        restart_with_huge_pages()
+        libc = ctypes.CDLL(None)
+        libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
+        block = libc.malloc(64 << 20)
+        ctypes.memset(block, 1, 64 << 20)
+        huge = [int(line.split()[1]) for line in open("/proc/self/smaps_rollup")
+                if line.startswith("AnonHugePages:")][0]
+        print("TUNABLES", os.environ.get("GLIBC_TUNABLES"), "HUGE-KB", huge)
+    """)
+    from ferjax.devices import huge_page_env
+    if huge_page_env({}) is None:
+        pytest.skip("needs Linux, glibc 2.35 or later and transparent huge pages")
+
+    def run(**env):
+        clean = {k: v for k, v in os.environ.items() if k not in ("GLIBC_TUNABLES", "FERJAX_HUGE_PAGES")}
+        out = subprocess.run([sys.executable, "-c", script, "an-argument"], env={**clean, **env},
+                             capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stderr[-3000:]
+        starts = [line.split()[1] for line in out.stdout.splitlines() if line.startswith("START")]
+        tunables, _, huge_kb = out.stdout.split("TUNABLES")[1].split()
+        return starts, tunables, int(huge_kb)
+
+    starts, tunables, huge_kb = run(GLIBC_TUNABLES="glibc.malloc.check=0")
+    assert len(starts) == 2 and starts[0] == starts[1]       # the same process, started again once
+    assert tunables == "glibc.malloc.check=0:glibc.malloc.hugetlb=1"   # the user's tunables kept
+    assert huge_kb >= 32 << 10                               # most of the 64 MB block on huge pages
+    for env in ({"FERJAX_HUGE_PAGES": "0"}, {"GLIBC_TUNABLES": "glibc.malloc.hugetlb=0"}):
+        starts, tunables, huge_kb = run(**env)              # asked not to: left as it is
+        assert len(starts) == 1 and "hugetlb=1" not in tunables and huge_kb < 32 << 10
+
+
 def _run_without_malloc_env(script: str, *args: str) -> str:
     """stdout of `script` in a fresh interpreter whose environment sets no MALLOC_* variable."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}

@@ -88,4 +88,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    from ferjax.devices import restart_with_huge_pages
+    restart_with_huge_pages()
     sys.exit(main())

@@ -4,7 +4,9 @@
 """
 import sys
 
-from ferjax.experiments.common import table_main
+from ferjax.devices import restart_with_huge_pages
 
 if __name__ == "__main__":
+    restart_with_huge_pages()     # first: the experiments import JAX
+    from ferjax.experiments.common import table_main
     sys.exit(table_main("table2"))
