@@ -136,9 +136,9 @@ def release_freed_memory() -> bool:
 
 
 # glibc's malloc can ask the kernel for transparent huge pages for its heaps and mapped
-# chunks. XLA:CPU's buffers are large and short-lived: on 4 KiB pages each step of a vmapped
-# sweep took tens of thousands of page faults and TLB misses, and ran markedly slower than
-# on huge pages (benchmarks/README.md, "Huge pages"). glibc reads its tunables only when
+# chunks. XLA:CPU's buffers are large and short-lived: on 4 KiB pages a vmapped sweep
+# faults them in again every step and misses the TLB, and ran markedly slower than on huge
+# pages (benchmarks/README.md, "Huge pages"). glibc reads its tunables only when
 # a process starts, so the entry points start the program again, once, with the tunable set.
 HUGE_PAGE_TUNABLE = "glibc.malloc.hugetlb=1"
 HUGE_PAGES_ENV = "FERJAX_HUGE_PAGES"      # "0": leave malloc as it is
@@ -174,7 +174,10 @@ def restart_with_huge_pages() -> None:
     for stream in (sys.stdout, sys.stderr):
         if stream is not None:
             stream.flush()
-    os.execve(sys.executable, [sys.executable, *argv[1:]], env)
+    try:
+        os.execve(sys.executable, [sys.executable, *argv[1:]], env)
+    except OSError:      # the interpreter cannot be started again: go on as it is
+        return
 
 
 def _glibc_at_least(major: int, minor: int) -> bool:
