@@ -170,12 +170,9 @@ def test_restart_with_huge_pages_starts_the_program_again_once_on_huge_pages():
         pytest.skip("needs Linux, glibc 2.35 or later and transparent huge pages")
 
     def run(**env):
-        clean = {k: v for k, v in os.environ.items() if k not in ("GLIBC_TUNABLES", "FERJAX_HUGE_PAGES")}
-        out = subprocess.run([sys.executable, "-c", script, "an-argument"], env={**clean, **env},
-                             capture_output=True, text=True, timeout=120)
-        assert out.returncode == 0, out.stderr[-3000:]
-        starts = [line.split()[1] for line in out.stdout.splitlines() if line.startswith("START")]
-        tunables, _, huge_kb = out.stdout.split("TUNABLES")[1].split()
+        out = _run_script(script, "an-argument", drop=("GLIBC_TUNABLES", "FERJAX_HUGE_PAGES"), add=env)
+        starts = [line.split()[1] for line in out.splitlines() if line.startswith("START")]
+        tunables, _, huge_kb = out.split("TUNABLES")[1].split()
         return starts, tunables, int(huge_kb)
 
     starts, tunables, huge_kb = run(GLIBC_TUNABLES="glibc.malloc.check=0")
@@ -189,8 +186,14 @@ def test_restart_with_huge_pages_starts_the_program_again_once_on_huge_pages():
 
 def _run_without_malloc_env(script: str, *args: str) -> str:
     """stdout of `script` in a fresh interpreter whose environment sets no MALLOC_* variable."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
-    out = subprocess.run([sys.executable, "-c", script, *args], env=env, capture_output=True,
-                         text=True, timeout=120)
+    return _run_script(script, *args, drop=("MALLOC_",))
+
+
+def _run_script(script: str, *args: str, drop: tuple[str, ...] = (), add: dict | None = None) -> str:
+    """stdout of `script` in a fresh interpreter, without the environment variables whose
+    names start with one of `drop`, with `add`; it must succeed."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(drop)}
+    out = subprocess.run([sys.executable, "-c", script, *args], env={**env, **(add or {})},
+                         capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-3000:]
     return out.stdout

@@ -11,14 +11,18 @@ whole sweep's command then finds them (`--report-only` tabulates what is finishe
 """
 from __future__ import annotations
 
-import argparse
-import json
-import sys
-from pathlib import Path
+if __name__ == "__main__":   # first: the imports below load JAX
+    from ferjax.devices import restart_with_huge_pages
+    restart_with_huge_pages()
 
-from ferjax.experiments import common
-from ferjax.experiments.paper import Row
-from ferjax.experiments.results import CurvePoint, SweepResult, json_text
+import argparse  # noqa: E402
+import json  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from ferjax.experiments import common  # noqa: E402
+from ferjax.experiments.paper import Row  # noqa: E402
+from ferjax.experiments.results import CurvePoint, SweepResult, json_text  # noqa: E402
 
 
 # The study's TL lambdas (0.01-1) and a decade past them: the 10-epoch sweep (center loss summed
@@ -88,6 +92,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from ferjax.devices import restart_with_huge_pages
-    restart_with_huge_pages()
     sys.exit(main())
