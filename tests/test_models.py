@@ -127,3 +127,14 @@ def test_compiled_init_gives_the_op_by_op_parameters():
     assert len(leaves) == len(jax.tree.leaves(eager)) > 10
     for a, b in zip(leaves, jax.tree.leaves(eager)):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_flip_averaging_is_the_mean_of_each_face_and_its_mirror():
+    from ferjax.train.step import predict_probs
+    model = build_model("light", batch_norm=True, dropout=False)
+    variables = init_variables(model, jax.random.PRNGKey(0), 1, 64)
+    x = jax.random.normal(jax.random.PRNGKey(1), (3, 64, 64, 1))
+    apply = lambda images: jax.nn.softmax(model.apply(variables, images, train=False)[0], -1)  # noqa: E731
+    mean = 0.5 * (apply(x) + apply(x[:, :, ::-1]))
+    assert not np.allclose(apply(x), apply(x[:, :, ::-1]), atol=1e-4)     # the mirror counts
+    np.testing.assert_allclose(predict_probs(model.apply, variables, x, flip=True), mean, rtol=1e-5, atol=1e-6)

@@ -52,9 +52,16 @@ def predict_probs(apply_fn, variables: dict, images: jax.Array, flip: bool = Fal
                   class_bias: jax.Array | None = None) -> jax.Array:
     """Softmax of the model at inference; flip: the mean with the mirrored faces' softmax;
     class_bias: per-class log offsets (ferjax/class_bias.py), applied last."""
-    probs = jax.nn.softmax(apply_fn(variables, images, train=False)[0], axis=-1)
     if flip:
-        probs = 0.5 * (probs + jax.nn.softmax(apply_fn(variables, images[:, :, ::-1], train=False)[0], axis=-1))
+        # One forward of each face beside its mirror: two forwards in one program ran 3x slower
+        # than one on XLA:CPU (benchmarks/README.md, "The training loop and its augmentation").
+        # Interleaved, so that each face's mirror sits in the same batch shard as the face.
+        b = images.shape[0]
+        both = jnp.stack([images, images[:, :, ::-1]], axis=1).reshape(2 * b, *images.shape[1:])
+        probs = jax.nn.softmax(apply_fn(variables, both, train=False)[0], axis=-1)
+        probs = probs.reshape(b, 2, -1).mean(axis=1)
+    else:
+        probs = jax.nn.softmax(apply_fn(variables, images, train=False)[0], axis=-1)
     if class_bias is not None:
         probs = probs * jnp.exp(class_bias)
         probs = probs / jnp.sum(probs, axis=-1, keepdims=True)
