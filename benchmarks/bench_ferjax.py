@@ -288,39 +288,67 @@ def pipeline_fed(model: str = "light", batch: int = 64, features: str = "O-S-L",
 
 
 def loop(model: str = "light", batch: int = 64, features: str = "O", conv: str | None = None,
-         per_class: int = 1000, epochs: int = 3, warmup: int = 3, image_size: int = 64) -> dict:
-    """The production loop (ferjax.train.loop.train: resident data, augmentation inside the
-    step, an evaluation, checkpoints and a metrics line every epoch) on the built-in faces in
-    the full data's proportions (valid a ninth of train, as FERPlus's; no test split, as the
-    shared copy), against its step alone on a resident batch in the same process: each epoch
-    after the first (which holds the compiles) as wall time over steps x step time."""
+         per_class: int = 1000, epochs: int = 3, warmup: int = 3, image_size: int = 64,
+         profile: str = "fast") -> dict:
+    """The production loop (ferjax.train.loop.train of a profile's run: resident data,
+    augmentation inside the step, an evaluation, checkpoints and a metrics line every epoch)
+    on the built-in faces in the full data's proportions (valid a ninth of train, as FERPlus's;
+    no test split, as the shared copy). Each epoch after the first (which holds the compiles),
+    as wall time over steps x step time, against two steps timed in the same process on a
+    fixed batch: the loop's own jitted step (gather the batch from the resident split, augment
+    it, train) and the bare step on an already preprocessed batch (the peers' workload)."""
     import dataclasses
     import json
     import statistics
+    from ferjax.configs import get_config
     from ferjax.data.synthetic import make_synthetic
-    from ferjax.train.loop import train as train_run
+    from ferjax.data.votes import labeled_splits
+    from ferjax.train.loop import epoch_order, train as train_run
     conv = conv or default_conv()
-    cfg = run_configs(model, batch, features, conv, image_size)[0]
-    cfg = cfg.replace(data=dataclasses.replace(cfg.data, data="synthetic", synthetic_per_class=per_class),
-                      epochs=epochs)
+    cfg = get_config(model, profile)
+    cfg = cfg.replace(data=dataclasses.replace(cfg.data, data="synthetic", synthetic_per_class=per_class,
+                                               features=features, batch_size=batch, image_size=image_size),
+                      model=dataclasses.replace(cfg.model, conv=conv), epochs=epochs)
     dataset = make_synthetic(per_class, valid_fraction=0.1, test_fraction=0.0)
     with tempfile.TemporaryDirectory(prefix="ferjax-loop-") as d:
         summary = train_run(cfg, d, dataset=dataset, progress=False, log=lambda msg: None)
         lines = [json.loads(x) for x in (Path(d) / "metrics.jsonl").read_text().splitlines() if x.strip()]
     steps = summary["train_images"] // batch
-    step_s = _train(model, batch, features, conv, warmup, 3, image_size, 1, 0)["median_step_s"]
+
+    train = labeled_splits(dataset, cfg.data)["train"]
+    placement = Placement.for_group(1, batch, conv)
+    holder = {"state": placement.put_state(create_states([cfg], steps))}
+    own = placement.train_step(cfg, steps)
+    data = placement.put_data(train)
+    idx = placement.put_indices(epoch_order(len(train), batch, 0, 0)[0])
+    key = jax.device_put(jax.random.PRNGKey(0), placement.replicated)
+
+    def own_step():
+        holder["state"], m = own(holder["state"], data, idx, key, np.int32(0), np.int32(0))
+        jax.block_until_ready((holder["state"], m))
+
+    own_s = time_steps(own_step, warmup, 10, after_first=release_freed_memory)["median_step_s"]
+    del holder["state"], data
+    bare_s = _train(model, batch, features, conv, warmup, 10, image_size, 1, 0)["median_step_s"]
+
     walls = [b["wall_seconds"] - a["wall_seconds"] for a, b in zip(lines, lines[1:])]
-    ratios = sorted(w / (steps * step_s) for w in walls)
-    # an epoch's own training time (gathering, augmenting and stepping, as the loop logs it)
-    # against the bare step, and the whole epoch against that training time
     trains = [b["train_seconds"] for b in lines[1:]]
-    return {"images_per_s": steps * batch / statistics.median(walls), "step_images_per_s": batch / step_s,
-            "loop_over_step": {"median": statistics.median(ratios), "max": ratios[-1], "epochs": len(ratios)},
-            "training_over_step": statistics.median(t / (steps * step_s) for t in trains),
+
+    def over(step_s):
+        ratios = sorted(w / (steps * step_s) for w in walls)
+        return {"median": statistics.median(ratios), "max": ratios[-1], "epochs": len(ratios)}
+
+    return {"images_per_s": steps * batch / statistics.median(walls),
+            "own_step_images_per_s": batch / own_s, "step_images_per_s": batch / bare_s,
+            "loop_over_own_step": over(own_s), "loop_over_step": over(bare_s),
+            # the epoch's training (as the loop logs it) against its own step, and the whole
+            # epoch (evaluation, checkpoints, metrics) against that training time
+            "training_over_own_step": statistics.median(t / (steps * own_s) for t in trains),
+            "training_over_step": statistics.median(t / (steps * bare_s) for t in trains),
             "epoch_over_training": statistics.median(w / t for w, t in zip(walls, trains)),
             "steps_per_epoch": steps, "train_images": summary["train_images"],
-            "valid_images": summary["valid_images"], "epochs": epochs,
-            "conv": conv, "model": model, "batch": batch, "features": features}
+            "valid_images": summary["valid_images"], "epochs": epochs, "profile": profile,
+            "eval_flip": cfg.eval_flip, "conv": conv, "model": model, "batch": batch, "features": features}
 
 
 VGG13_CONV_SHAPES = ((64, 1, 64), (64, 64, 64), (32, 64, 128), (32, 128, 128), (16, 128, 256),

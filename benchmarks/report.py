@@ -149,20 +149,25 @@ def _loop(r: dict) -> list[str]:
         return []
     if lp["status"] != "ok":
         return ["\n## Training loop\n", f"Not measured: the job ended with status {lp['status']}."]
-    over = lp["loop_over_step"]
+    own, bare = lp["loop_over_own_step"], lp["loop_over_step"]
     return ["\n## Training loop\n",
-            f"`ferjax.train.loop.train` ({lp['model']}, batch {lp['batch']}, {lp['variant']}) on the "
-            f"built-in faces in the full data's proportions ({lp['train_images']} training images, "
+            f"`ferjax.train.loop.train` ({lp['model']}, batch {lp['batch']}, {lp['variant']}, the "
+            f"{lp.get('profile')} profile{', flip-averaged evaluation' if lp.get('eval_flip') else ''}) "
+            f"on the built-in faces in the full data's proportions ({lp['train_images']} training images, "
             f"{lp.get('valid_images', '?')} valid, no test; {lp['steps_per_epoch']} steps per "
             f"epoch, {lp['epochs']} epochs; every epoch's evaluation, checkpoints and metrics "
             f"included): **{_f(lp['images_per_s'], '{:.0f}')} images/s**, against "
-            f"{_f(lp['step_images_per_s'], '{:.0f}')} for its step alone on a resident batch. An "
-            f"epoch after the first took {_f(over['median'], '{:.3f}')}x (median; at most "
-            f"{_f(over['max'], '{:.3f}')}x) its steps' time; goal at most 1.15x: {_met(lp['target_met'])}."
-            + (f" Of that, the epoch's training (gathering and augmenting each batch inside the "
-               f"step) took {_f(lp['training_over_step'], '{:.3f}')}x the bare steps, and the whole "
-               f"epoch (evaluation, checkpoints, metrics) {_f(lp['epoch_over_training'], '{:.3f}')}x "
-               f"its training (medians)." if lp.get("training_over_step") else "")]
+            f"{_f(lp['own_step_images_per_s'], '{:.0f}')} for its own step (the jitted step it "
+            f"calls: gather the batch from the resident split, augment it, train) on a fixed batch. "
+            f"An epoch after the first took {_f(own['median'], '{:.3f}')}x (median; at most "
+            f"{_f(own['max'], '{:.3f}')}x) its own steps' time; goal at most 1.15x: "
+            f"{_met(lp['target_met'])}. Of that, the epoch's training took "
+            f"{_f(lp['training_over_own_step'], '{:.3f}')}x its own steps, and the whole epoch "
+            f"(evaluation, checkpoints, metrics) {_f(lp['epoch_over_training'], '{:.3f}')}x its "
+            f"training (medians). Against the bare step on an already preprocessed batch (the "
+            f"peers' workload, {_f(lp['step_images_per_s'], '{:.0f}')} images/s), an epoch took "
+            f"{_f(bare['median'], '{:.3f}')}x (at most {_f(bare['max'], '{:.3f}')}x), its training "
+            f"{_f(lp['training_over_step'], '{:.3f}')}x."]
 
 
 def _pipeline(r: dict) -> list[str]:

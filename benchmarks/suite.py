@@ -228,8 +228,8 @@ class Suite:
             fed_variant=conv + (f"+{devices}dev" if devices else ""))
 
     def loop(self, info: dict) -> dict:
-        """The production training loop (light model, ferjax's default variant) on the built-in
-        faces, against its step alone."""
+        """The production training loop (light model, the fast profile, ferjax's default variant)
+        on the built-in faces, against its own step alone and the bare step."""
         conv, devices = parse_variant(info["default_variant"])
         rec = self.job("ferjax", "loop", model="light", batch=self.batch(64), conv=conv, devices=devices,
                        per_class=self.cfg["loop_per_class"], warmup=self.cfg["warmup"])

@@ -91,6 +91,11 @@ def test_training_loop_against_its_step(bf):
     assert r["steps_per_epoch"] == r["train_images"] // STEP["batch"] and r["loop_over_step"]["epochs"] == 2
     assert positive(r["images_per_s"]) and positive(r["step_images_per_s"])
     assert 0 < r["loop_over_step"]["median"] <= r["loop_over_step"]["max"]
+    assert positive(r["own_step_images_per_s"]) and r["loop_over_own_step"]["epochs"] == 2
+    # the same epochs over the two steps' times: the ratios scale by the steps' rates
+    assert r["loop_over_own_step"]["median"] == pytest.approx(
+        r["loop_over_step"]["median"] * r["own_step_images_per_s"] / r["step_images_per_s"])
+    assert r["profile"] == "fast" and r["eval_flip"]
 
 
 def test_torch_peer():
@@ -219,8 +224,11 @@ def test_suite_plans_and_reports_with_stand_in_jobs(tmp_path, monkeypatch):
                   "ceiling": {"gflops": 50.0},
                   "flops": {"forward_flops_per_image": 1e7, "train_flops_per_image": 3e7},
                   "pipeline": {"images_per_s": 3 * x, "images_per_cpu_s": x},
-                  "loop": {"images_per_s": x, "step_images_per_s": 1.1 * x,
-                           "loop_over_step": {"median": 1.1, "max": 1.2, "epochs": 2},
+                  "loop": {"images_per_s": x, "own_step_images_per_s": 1.1 * x, "step_images_per_s": 1.3 * x,
+                           "loop_over_own_step": {"median": 1.1, "max": 1.2, "epochs": 2},
+                           "loop_over_step": {"median": 1.3, "max": 1.4, "epochs": 2},
+                           "training_over_own_step": 1.05, "training_over_step": 1.25,
+                           "epoch_over_training": 1.05, "profile": "fast", "eval_flip": True,
                            "steps_per_epoch": 10, "train_images": 640, "epochs": 3, "model": "light",
                            "batch": 64},
                   "pipeline_fed": {"images_per_s": x, "resident_images_per_s": x, "data_wait_fraction": 0.0,
@@ -246,7 +254,7 @@ def test_suite_plans_and_reports_with_stand_in_jobs(tmp_path, monkeypatch):
     assert results["loop"]["step_share"] == pytest.approx(1 / 1.1) and results["loop"]["target_met"]
     assert (tmp_path / "jobs.jsonl").read_text().count("\n") == len(results["jobs"])
     md = markdown(results)
-    assert "## Sweep: sweep4_light" in md and "## Training loop" in md and "1.100x" in md
+    assert "## Sweep: sweep4_light" in md and "## Training loop" in md and "1.100x" in md and "1.300x" in md
 
 
 # ---------------------------------------------------------------- the "xla" conv variant

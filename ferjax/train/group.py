@@ -19,7 +19,7 @@ from ferjax.classes import NUM_CLASSES
 from ferjax.config import RunConfig
 from ferjax.data.augment import augment, evaluation_inputs
 from ferjax.features import num_channels
-from ferjax.models import build_model, feature_dim, init_variables, resolve_conv
+from ferjax.models import build_model, feature_dim, inference_model, init_variables, resolve_conv
 from ferjax.train.state import TrainState, make_optimizer
 from ferjax.train.step import eval_step, train_step
 
@@ -130,7 +130,8 @@ class Placement:
 
     def eval_step(self, cfg: RunConfig):
         """(state, data, idx, mask) -> summed metrics per run, on evaluation inputs."""
-        return _jitted_eval_step(self, cfg.data.features, cfg.data.image_size, cfg.eval_flip)
+        return _jitted_eval_step(self, cfg.model.name, cfg.model.conv, cfg.data.features,
+                                 cfg.data.image_size, cfg.eval_flip)
 
 
 # Cached per placement, so runs with the same mesh reuse one compiled step.
@@ -164,10 +165,12 @@ def _jitted_batch_train_step(placement: Placement, sample_targets: bool, label_s
 
 
 @functools.lru_cache(maxsize=None)
-def _jitted_eval_step(placement: Placement, feature_set: str, image_size: int, flip: bool):
+def _jitted_eval_step(placement: Placement, model_name: str, conv: str, feature_set: str,
+                      image_size: int, flip: bool):
     def one(state, batch):
-        return eval_step(state.apply_fn, {"params": state.params, "batch_stats": state.batch_stats},
-                         batch, flip)
+        # the network evaluate and predict apply, batch norm folded into the convolutions
+        model, params = inference_model(model_name, state.params, state.batch_stats, conv)
+        return eval_step(model.apply, {"params": params}, batch, flip)
 
     def step(state, data, idx, mask):
         batch = {"image": evaluation_inputs(data["image"][idx], feature_set, image_size),

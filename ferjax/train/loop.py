@@ -42,7 +42,9 @@ def run_name(cfg: RunConfig) -> str:
     return f"{cfg.model.name}-{cfg.data.features}-{cfg.loss.name}-lam{cfg.loss.lam:g}-seed{cfg.seed}"
 
 
-EVAL_BATCH = 256
+# Smaller batches evaluated faster on XLA:CPU (benchmarks/README.md, "The training loop and
+# its augmentation"); the data-parallel devices must divide it.
+EVAL_BATCH = 128
 
 
 def evaluate_stacked(eval_fn, placement: Placement, state, data: dict, n: int) -> list[Scores]:
