@@ -289,11 +289,11 @@ def pipeline_fed(model: str = "light", batch: int = 64, features: str = "O-S-L",
 
 def loop(model: str = "light", batch: int = 64, features: str = "O", conv: str | None = None,
          per_class: int = 1000, epochs: int = 3, warmup: int = 3, image_size: int = 64,
-         profile: str = "fast") -> dict:
+         profile: str = "fast", data: str = "synthetic") -> dict:
     """The production loop (ferjax.train.loop.train of a profile's run: resident data,
     augmentation inside the step, an evaluation, checkpoints and a metrics line every epoch)
-    on the built-in faces in the full data's proportions (valid a ninth of train, as FERPlus's;
-    no test split, as the shared copy). Each epoch after the first (which holds the compiles),
+    on `data`: a FERPlus folder, or the built-in faces in the full data's proportions (valid a
+    ninth of train, as FERPlus's; no test split, as the shared copy). Each epoch after the first (which holds the compiles),
     as wall time over steps x step time, against two steps timed in the same process on a
     fixed batch: the loop's own jitted step (gather the batch from the resident split, augment
     it, train) and the bare step on an already preprocessed batch (the peers' workload)."""
@@ -301,15 +301,17 @@ def loop(model: str = "light", batch: int = 64, features: str = "O", conv: str |
     import json
     import statistics
     from ferjax.configs import get_config
+    from ferjax.data.ferplus import load_dataset
     from ferjax.data.synthetic import make_synthetic
     from ferjax.data.votes import labeled_splits
     from ferjax.train.loop import epoch_order, train as train_run
     conv = conv or default_conv()
     cfg = get_config(model, profile)
-    cfg = cfg.replace(data=dataclasses.replace(cfg.data, data="synthetic", synthetic_per_class=per_class,
+    cfg = cfg.replace(data=dataclasses.replace(cfg.data, data=data, synthetic_per_class=per_class,
                                                features=features, batch_size=batch, image_size=image_size),
                       model=dataclasses.replace(cfg.model, conv=conv), epochs=epochs)
-    dataset = make_synthetic(per_class, valid_fraction=0.1, test_fraction=0.0)
+    dataset = (make_synthetic(per_class, valid_fraction=0.1, test_fraction=0.0) if data == "synthetic"
+               else load_dataset(data))
     with tempfile.TemporaryDirectory(prefix="ferjax-loop-") as d:
         summary = train_run(cfg, d, dataset=dataset, progress=False, log=lambda msg: None)
         lines = [json.loads(x) for x in (Path(d) / "metrics.jsonl").read_text().splitlines() if x.strip()]
@@ -348,6 +350,7 @@ def loop(model: str = "light", batch: int = 64, features: str = "O", conv: str |
             "epoch_over_training": statistics.median(w / t for w, t in zip(walls, trains)),
             "steps_per_epoch": steps, "train_images": summary["train_images"],
             "valid_images": summary["valid_images"], "epochs": epochs, "profile": profile,
+            "data": summary["data"],
             "eval_flip": cfg.eval_flip, "conv": conv, "model": model, "batch": batch, "features": features}
 
 

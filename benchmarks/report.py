@@ -150,10 +150,12 @@ def _loop(r: dict) -> list[str]:
     if lp["status"] != "ok":
         return ["\n## Training loop\n", f"Not measured: the job ended with status {lp['status']}."]
     own, bare = lp["loop_over_own_step"], lp["loop_over_step"]
+    data = lp.get("data") or "synthetic"
+    where = "the built-in faces in the full data's proportions" if data == "synthetic" else data
     return ["\n## Training loop\n",
             f"`ferjax.train.loop.train` ({lp['model']}, batch {lp['batch']}, {lp['variant']}, the "
             f"{lp.get('profile')} profile{', flip-averaged evaluation' if lp.get('eval_flip') else ''}) "
-            f"on the built-in faces in the full data's proportions ({lp['train_images']} training images, "
+            f"on {where} ({lp['train_images']} training images, "
             f"{lp.get('valid_images', '?')} valid, no test; {lp['steps_per_epoch']} steps per "
             f"epoch, {lp['epochs']} epochs; every epoch's evaluation, checkpoints and metrics "
             f"included): **{_f(lp['images_per_s'], '{:.0f}')} images/s**, against "

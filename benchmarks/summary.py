@@ -142,7 +142,7 @@ def summarize_loop(rec: dict, variant: str) -> dict:
             **{k: r.get(k) for k in ("images_per_s", "own_step_images_per_s", "step_images_per_s",
                                       "loop_over_own_step", "loop_over_step", "training_over_own_step",
                                       "training_over_step", "epoch_over_training", "steps_per_epoch",
-                                      "train_images", "valid_images", "epochs", "profile", "eval_flip",
+                                      "train_images", "valid_images", "epochs", "profile", "eval_flip", "data",
                                       "model", "batch")},
             "step_share": step_share,
             "target_met": None if step_share is None else step_share >= LOOP_TARGET}

@@ -196,7 +196,8 @@ def _train_group(cfgs: list[RunConfig], workdir: Path, *, names, dataset, progre
         # resumed run will write again: drop it (the previous best stays: best/ keeps two)
         checkpoint.drop_steps_after(d / "best", start_epoch)
     step_fn, eval_fn = placement.train_step(base, steps_per_epoch), placement.eval_step(base)
-    resident = {name: placement.put_data(split) for name, split in splits.items()}
+    resident = {name: placement.put_data(split) if name == "train" else placement.put_eval_data(split, base)
+                for name, split in splits.items()}
     data_key = jax.device_put(jax.random.PRNGKey(base.data_seed_or_seed), placement.replicated)
     release_freed_memory()       # what building the states freed (and after each compile below)
     batch_norm = bool(jax.tree.leaves(state.batch_stats))
