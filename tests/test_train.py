@@ -137,3 +137,22 @@ def test_evaluate_errors_name_the_problem(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     assert cli.main(["evaluate", "--checkpoint", str(tmp_path / "empty")]) == 2
     assert "no kept checkpoint" in capsys.readouterr().err
+
+
+def test_evaluation_inputs_are_prepared_once_as_the_step_would():
+    """put_eval_data preprocesses a split in chunks (the last padded): the same inputs as
+    evaluation_inputs on the whole split, targets and labels alongside."""
+    from ferjax.data.augment import evaluation_inputs
+    from ferjax.data.records import LabeledSplit
+    from ferjax.train.group import EVAL_INPUT_CHUNK
+    rng = np.random.default_rng(0)
+    n = EVAL_INPUT_CHUNK + 44
+    labels = rng.integers(0, 8, n).astype(np.int32)
+    split = LabeledSplit(rng.integers(0, 256, (n, 48, 48)).astype(np.uint8), np.eye(8, dtype=np.float32)[labels], labels)
+    cfg = get_config("light", "fast").replace(data=DataConfig(features="O-S", image_size=32))
+    data = Placement.create(1, 16).put_eval_data(split, cfg)
+    assert data["image"].shape == (n, 32, 32, 2) and data["image"].dtype == np.float32
+    np.testing.assert_allclose(np.asarray(data["image"]), np.asarray(evaluation_inputs(split.images, "O-S", 32)),
+                               atol=1e-5)
+    np.testing.assert_array_equal(np.asarray(data["label"]), labels)
+    np.testing.assert_array_equal(np.asarray(data["target"]), split.targets)
