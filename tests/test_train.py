@@ -156,3 +156,5 @@ def test_evaluation_inputs_are_prepared_once_as_the_step_would():
                                atol=1e-5)
     np.testing.assert_array_equal(np.asarray(data["label"]), labels)
     np.testing.assert_array_equal(np.asarray(data["target"]), split.targets)
+    empty = LabeledSplit(split.images[:0], split.targets[:0], labels[:0])
+    assert Placement.create(1, 16).put_eval_data(empty, cfg)["image"].shape == (0, 32, 32, 2)

@@ -113,8 +113,10 @@ class Placement:
         prepare = _jitted_evaluation_inputs(cfg.data.features, cfg.data.image_size)
         images = np.asarray(split.images)
         n, chunk = len(images), EVAL_INPUT_CHUNK
-        padded = np.concatenate([images, np.zeros(((-n) % chunk, *images.shape[1:]), images.dtype)])
-        inputs = np.concatenate([np.asarray(prepare(padded[i:i + chunk])) for i in range(0, n, chunk)])[:n]
+        pad = (-n) % chunk if n else chunk          # an empty split still gets its shape
+        padded = np.concatenate([images, np.zeros((pad, *images.shape[1:]), images.dtype)])
+        inputs = np.concatenate([np.asarray(prepare(padded[i:i + chunk]))
+                                 for i in range(0, len(padded), chunk)])[:n]
         return jax.device_put({"image": inputs, "target": np.asarray(split.targets, np.float32),
                                "label": np.asarray(split.labels, np.int32)}, self.replicated)
 

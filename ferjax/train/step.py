@@ -53,8 +53,9 @@ def predict_probs(apply_fn, variables: dict, images: jax.Array, flip: bool = Fal
     """Softmax of the model at inference; flip: the mean with the mirrored faces' softmax;
     class_bias: per-class log offsets (ferjax/class_bias.py), applied last."""
     if flip:
-        # One forward of each face beside its mirror: two forwards in one program ran 3x slower
-        # than one on XLA:CPU (benchmarks/README.md, "The training loop and its augmentation").
+        # One forward of each face beside its mirror: two forwards in one program took 3x as
+        # long as one on XLA:CPU, not 2x (benchmarks/README.md, "The training loop and its
+        # augmentation").
         # Interleaved, so that each face's mirror sits in the same batch shard as the face.
         b = images.shape[0]
         both = jnp.stack([images, images[:, :, ::-1]], axis=1).reshape(2 * b, *images.shape[1:])
