@@ -139,7 +139,8 @@ def summarize_loop(rec: dict, variant: str) -> dict:
     own = (r.get("loop_over_own_step") or {}).get("median")
     step_share = 1 / own if own else None
     return {"status": rec["status"], "variant": variant, "peak_rss_mb": rec.get("peak_rss_mb"),
-            **{k: r.get(k) for k in ("images_per_s", "own_step_images_per_s", "step_images_per_s",
+            **{k: r.get(k) for k in ("images_per_s", "own_step_images_per_s",
+                                      "own_step_images_per_s_before_after", "step_images_per_s",
                                       "loop_over_own_step", "loop_over_step", "training_over_own_step",
                                       "training_over_step", "epoch_over_training", "steps_per_epoch",
                                       "train_images", "valid_images", "epochs", "profile", "eval_flip", "data",
