@@ -24,6 +24,9 @@ from ferjax.train.state import TrainState, make_optimizer
 from ferjax.train.step import eval_step, train_step
 
 
+EVAL_INPUT_CHUNK = 256     # faces preprocessed at a time for `put_eval_data`
+
+
 def check_group(cfgs: list[RunConfig]) -> None:
     if not cfgs:
         raise ValueError("a run group needs at least one configuration")
@@ -103,8 +106,7 @@ class Placement:
 
     def put_data(self, split) -> dict:
         """A labelled split as arrays resident on every device: the step gathers its batches."""
-        return jax.device_put({"image": np.asarray(split.images), "target": np.asarray(split.targets, np.float32),
-                               "label": np.asarray(split.labels, np.int32)}, self.replicated)
+        return jax.device_put(_with_labels(np.asarray(split.images), split), self.replicated)
 
     def put_eval_data(self, split, cfg: RunConfig) -> dict:
         """A labelled split for evaluation, resident on every device, its images already turned
@@ -117,8 +119,7 @@ class Placement:
         padded = np.concatenate([images, np.zeros((pad, *images.shape[1:]), images.dtype)])
         inputs = np.concatenate([np.asarray(prepare(padded[i:i + chunk]))
                                  for i in range(0, len(padded), chunk)])[:n]
-        return jax.device_put({"image": inputs, "target": np.asarray(split.targets, np.float32),
-                               "label": np.asarray(split.labels, np.int32)}, self.replicated)
+        return jax.device_put(_with_labels(inputs, split), self.replicated)
 
     def put_indices(self, idx: np.ndarray) -> jax.Array:
         return jax.make_array_from_callback(idx.shape, self.batch, lambda i: idx[i])
@@ -145,6 +146,11 @@ class Placement:
     def eval_step(self, cfg: RunConfig):
         """(state, data, idx, mask) -> summed metrics per run, on `put_eval_data`'s inputs."""
         return _jitted_eval_step(self, cfg.model.name, cfg.model.conv, cfg.eval_flip)
+
+
+def _with_labels(images: np.ndarray, split) -> dict:
+    return {"image": images, "target": np.asarray(split.targets, np.float32),
+            "label": np.asarray(split.labels, np.int32)}
 
 
 # Cached per placement, so runs with the same mesh reuse one compiled step.
@@ -193,8 +199,6 @@ def _jitted_eval_step(placement: Placement, model_name: str, conv: str, flip: bo
     return jax.jit(step, in_shardings=(placement.state, placement.replicated, placement.batch,
                                        placement.batch), out_shardings=placement.state)
 
-
-EVAL_INPUT_CHUNK = 256     # faces preprocessed at a time for `put_eval_data`
 
 
 @functools.lru_cache(maxsize=None)
