@@ -31,6 +31,8 @@ import jax
 from ferjax.classes import NUM_CLASSES
 from ferjax.models.batch_norm import batch_norm
 from ferjax.models.conv import KERNEL_INIT, conv3x3, max_pool2
+from ferjax.models.dense import Dense
+from ferjax.models.dropout import Dropout
 
 CONV_WIDTHS = (24, 48, 96)     # each followed by 2x2 max pooling
 TOP_WIDTH = 128                # the last convolution, at 4x4
@@ -64,8 +66,8 @@ class LightNet(nn.Module):
             x = nn.relu(x)
             if i < len(CONV_WIDTHS):
                 x = max_pool2(x, self.conv)
-        x = nn.Dropout(0.25, deterministic=not (train and self.dropout))(x.reshape(x.shape[0], -1))
-        features = nn.Dense(FEATURE_DIM, kernel_init=KERNEL_INIT, name="fc")(x)
-        x = nn.Dropout(0.5, deterministic=not (train and self.dropout))(nn.relu(features))
-        logits = nn.Dense(self.num_classes, kernel_init=KERNEL_INIT, name="output")(x)
+        x = Dropout(0.25, deterministic=not (train and self.dropout))(x.reshape(x.shape[0], -1))
+        features = Dense(FEATURE_DIM, kernel_init=KERNEL_INIT, name="fc")(x)
+        x = Dropout(0.5, deterministic=not (train and self.dropout))(nn.relu(features))
+        logits = Dense(self.num_classes, kernel_init=KERNEL_INIT, name="output")(x)
         return logits, features

@@ -21,6 +21,8 @@ import jax
 from ferjax.classes import NUM_CLASSES
 from ferjax.models.batch_norm import batch_norm
 from ferjax.models.conv import KERNEL_INIT, conv3x3, max_pool2
+from ferjax.models.dense import Dense
+from ferjax.models.dropout import Dropout
 
 BLOCKS = ((64, 64), (128, 128), (256, 256, 256), (256, 256, 256))
 FC = (1024, 1024)
@@ -42,11 +44,11 @@ class VGG13(nn.Module):
                     x = batch_norm(name, train)(x)
                 x = nn.relu(x)
             x = max_pool2(x, self.conv)
-            x = nn.Dropout(0.25, deterministic=not (train and self.dropout))(x)
+            x = Dropout(0.25, deterministic=not (train and self.dropout))(x)
         x = x.reshape(x.shape[0], -1)
         features = x
         for i, width in enumerate(FC):
-            features = nn.Dense(width, kernel_init=KERNEL_INIT, name=f"fc{i + 5}")(x)
-            x = nn.Dropout(0.5, deterministic=not (train and self.dropout))(nn.relu(features))
-        logits = nn.Dense(self.num_classes, kernel_init=KERNEL_INIT, name="output")(x)
+            features = Dense(width, kernel_init=KERNEL_INIT, name=f"fc{i + 5}")(x)
+            x = Dropout(0.5, deterministic=not (train and self.dropout))(nn.relu(features))
+        logits = Dense(self.num_classes, kernel_init=KERNEL_INIT, name="output")(x)
         return logits, features
