@@ -20,6 +20,7 @@ import tensorflow as tf  # noqa: E402
 
 from benchmarks.common import (LIGHT_PARAMS_1CH, VGG13_PARAMS_1CH, random_batch, rate,  # noqa: E402
                                time_steps)
+from ferjax.config import LIGHT_LAYERS, ModelConfig  # noqa: E402
 from ferjax.features import num_channels  # noqa: E402
 
 
@@ -57,11 +58,13 @@ def light(channels: int, image_size: int = 64, num_classes: int = 8) -> keras.Mo
         return [keras.layers.Conv2D(width, 3, padding="same"),
                 keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5), keras.layers.ReLU()]
 
-    for w in (24, 48, 96):
-        layers += [*conv_bn(w), keras.layers.MaxPooling2D(2)]
-    layers += [*conv_bn(128), keras.layers.Flatten(), keras.layers.Dropout(0.25),
-               keras.layers.Dense(96, activation="relu"), keras.layers.Dropout(0.5),
-               keras.layers.Dense(num_classes)]
+    table = LIGHT_LAYERS[ModelConfig.light_layers]   # ferjax's default layer table
+    for i, w in enumerate(table.widths):
+        layers += conv_bn(w)
+        layers += [keras.layers.MaxPooling2D(2)] if i + 1 in table.pool_after else []
+    layers += [keras.layers.GlobalAveragePooling2D() if table.pooled else keras.layers.Flatten(),
+               keras.layers.Dropout(0.25), keras.layers.Dense(table.fc, activation="relu"),
+               keras.layers.Dropout(0.5), keras.layers.Dense(num_classes)]
     return keras.Sequential(layers)
 
 

@@ -1,6 +1,6 @@
 """PyTorch peer (CPU, eager): the same VGG13 and light model, Adam + softmax cross-entropy.
 
-Not included, unlike ferjax's step: the center loss and its center update (a 96- or
+Not included, unlike ferjax's step: the center loss and its center update (a 128- or
 1024-wide feature distance and an 8-row update: negligible next to the convolutions).
 Memory format: "contiguous" (NCHW) or "channels_last"; run.py keeps the faster.
 """
@@ -17,6 +17,7 @@ from torch.nn import functional as F  # noqa: E402
 
 from benchmarks.common import (LIGHT_PARAMS_1CH, VGG13_PARAMS_1CH, random_batch, rate,  # noqa: E402
                                time_steps)
+from ferjax.config import LIGHT_LAYERS, ModelConfig  # noqa: E402
 from ferjax.features import num_channels  # noqa: E402
 
 THREADS = 2
@@ -42,16 +43,19 @@ class SpaceToDepth2(nn.Module):
 
 
 def light(channels: int, image_size: int = 64, num_classes: int = 8) -> nn.Sequential:
+    """ferjax's light model of the default layer table (ferjax.config.LIGHT_LAYERS)."""
+    table = LIGHT_LAYERS[ModelConfig.light_layers]
     layers, c = [SpaceToDepth2()], 4 * channels
-    for w in (24, 48, 96):
+    for i, w in enumerate(table.widths):
         layers += [nn.Conv2d(c, w, 3, padding=1), nn.BatchNorm2d(w, momentum=0.1, eps=1e-5),
-                   nn.ReLU(inplace=True), nn.MaxPool2d(2)]
+                   nn.ReLU(inplace=True)]
+        layers += [nn.MaxPool2d(2)] if i + 1 in table.pool_after else []
         c = w
     side = image_size // 16
-    layers += [nn.Conv2d(c, 128, 3, padding=1), nn.BatchNorm2d(128, momentum=0.1, eps=1e-5),
-               nn.ReLU(inplace=True), nn.Flatten(), nn.Dropout(0.25),
-               nn.Linear(128 * side * side, 96), nn.ReLU(inplace=True), nn.Dropout(0.5),
-               nn.Linear(96, num_classes)]
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()] if table.pooled else [nn.Flatten()]
+    flat = c if table.pooled else c * side * side
+    layers += [nn.Dropout(0.25), nn.Linear(flat, table.fc), nn.ReLU(inplace=True), nn.Dropout(0.5),
+               nn.Linear(table.fc, num_classes)]
     return nn.Sequential(*layers)
 
 

@@ -6,7 +6,8 @@ import json
 import sys
 from pathlib import Path
 
-from ferjax.config import CENTER_REDUCTION_NAMES, CONV_NAMES, FEATURE_SET_NAMES, LABEL_MODE_NAMES, MODEL_NAMES
+from ferjax.config import (CENTER_REDUCTION_NAMES, CONV_NAMES, FEATURE_SET_NAMES, LABEL_MODE_NAMES,
+                           MODEL_NAMES, add_light_layers_argument)
 from ferjax.configs import PROFILE_NAMES
 from ferjax.devices import add_argument as add_device_argument, restart_with_huge_pages, share_malloc_arena
 from ferjax.distributed import add_arguments as add_distributed_arguments
@@ -36,7 +37,8 @@ def _cmd_train(args) -> int:
                                  train_subset=args.train_subset,
                                  synthetic_per_class=given(args.synthetic_per_class,
                                                            cfg.data.synthetic_per_class)),
-        model=dataclasses.replace(cfg.model, conv=args.conv, dropout=given(args.dropout, cfg.model.dropout)),
+        model=dataclasses.replace(cfg.model, conv=args.conv, dropout=given(args.dropout, cfg.model.dropout),
+                                  light_layers=given(args.light_layers, cfg.model.light_layers)),
         loss=dataclasses.replace(cfg.loss, lam=args.lam if args.loss == "TL" else 0.0,
                                  alpha=given(args.alpha, cfg.loss.alpha),
                                  center_reduction=given(args.center_reduction, cfg.loss.center_reduction)),
@@ -170,6 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="size of the built-in data: training faces per class (default 400)")
     t.add_argument("--conv", default="auto", choices=CONV_NAMES,
                    help="convolution implementation (same parameters); auto: xla on CPU, lax on GPU/TPU")
+    add_light_layers_argument(t)
     add_device_argument(t)
     add_distributed_arguments(t)
     t.add_argument("--workdir", required=True)

@@ -13,8 +13,41 @@ CONV_NAMES: tuple[str, ...] = get_args(ConvImpl)
 FEATURE_SET_NAMES: tuple[str, ...] = ("O", "O-S", "O-L", "O-S-L")
 LABEL_MODE_NAMES: tuple[str, ...] = ("majority", "probability", "crossentropy", "multi_target")
 MODEL_NAMES: tuple[str, ...] = ("vgg13", "light")
+
+
+@dataclasses.dataclass(frozen=True)
+class LightLayers:
+    stages: tuple[tuple[int, ...], ...]   # conv widths of each stage; each ends with 2x2 max pooling
+    top: tuple[int, ...]                  # the convolutions at 4x4
+    fc: int                               # the center loss's feature layer
+    pooled: bool                          # global average pooling; False: the map flattened
+
+    @property
+    def widths(self) -> tuple[int, ...]:
+        return tuple(w for stage in self.stages for w in stage) + self.top
+
+    @property
+    def pool_after(self) -> frozenset[int]:
+        """The convolutions (counted from 1) that a 2x2 max pooling follows."""
+        return frozenset(sum(len(s) for s in self.stages[:k + 1]) for k in range(len(self.stages)))
+
+
+# The light model's layer tables (ferjax/models/light.py builds them), JAX-free so that the
+# benchmark's peers build the same network.
+LIGHT_LAYERS = {
+    "pooled": LightLayers(stages=((24,), (48, 48), (96, 96)), top=(192,), fc=128, pooled=True),
+    "flat": LightLayers(stages=((24,), (48,), (96,)), top=(128,), fc=96, pooled=False),
+}
+LightLayerName = Literal["pooled", "flat"]
+LIGHT_LAYER_NAMES: tuple[str, ...] = get_args(LightLayerName)
 CenterReduction = Literal["mean", "sum"]
 CENTER_REDUCTION_NAMES: tuple[str, ...] = get_args(CenterReduction)
+
+
+def add_light_layers_argument(parser) -> None:
+    parser.add_argument("--light-layers", default=None, choices=LIGHT_LAYER_NAMES,
+                        help=f"the light model's layer table (default {ModelConfig.light_layers}; "
+                             "flat: the table of runs before 2026-12-07; ferjax/models/light.py)")
 
 
 def _check(value, allowed, what):
@@ -47,10 +80,12 @@ class ModelConfig:
     conv: ConvImpl = "auto"          # see ferjax/models/conv.py; all share one parameter tree
     batch_norm: bool | None = None   # None: the model's own (light: yes; VGG13: no, as the reference)
     dropout: bool = True             # False: trained without the model's dropout layers
+    light_layers: LightLayerName = "pooled"   # the light model's layer table (VGG13 has one)
 
     def __post_init__(self):
         _check(self.name, MODEL_NAMES, "model")
         _check(self.conv, CONV_NAMES, "conv implementation")
+        _check(self.light_layers, LIGHT_LAYER_NAMES, "light-model layer table")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -115,7 +150,7 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "RunConfig":
-        return cls(data=DataConfig(**d["data"]), model=ModelConfig(**d["model"]),
+        return cls(data=DataConfig(**d["data"]), model=ModelConfig(**_current("model", d["model"])),
                    loss=LossConfig(**_current("loss", d["loss"])), optim=OptimConfig(**d["optim"]),
                    epochs=d["epochs"], seed=d["seed"], data_seed=d.get("data_seed"),
                    eval_flip=d.get("eval_flip", False))
@@ -125,9 +160,12 @@ class RunConfig:
 
     def canonical(self) -> "RunConfig":
         """The same training, with the fields that cannot change it set to one value: the data
-        seed that defaults to the seed, and the center loss's reduction when lambda is 0
-        (softmax alone)."""
+        seed that defaults to the seed, the light model's layer table for VGG13, and the center
+        loss's reduction when lambda is 0 (softmax alone)."""
         same = self.replace(data_seed=self.data_seed_or_seed)
+        if self.model.name != "light":
+            same = same.replace(model=dataclasses.replace(self.model,
+                                                          light_layers=ModelConfig.light_layers))
         if self.loss.lam:
             return same
         return same.replace(loss=dataclasses.replace(self.loss, center_reduction="mean"))
@@ -137,7 +175,7 @@ class RunConfig:
 # current code does: a saved config holding another value cannot be reproduced any more.
 RETIRED = {("loss", "delay_fraction"): 0.0}
 # Fields added since, with the value that reproduces a config saved without them.
-ADDED = {("loss", "center_reduction"): "sum"}
+ADDED = {("loss", "center_reduction"): "sum", ("model", "light_layers"): "flat"}
 
 
 def _current(section: str, fields: dict) -> dict:

@@ -84,7 +84,8 @@ def _scoring_inputs(path, data, split):
     labeled = label_split(ds.splits[split], EVAL_LABEL_MODE)
     if not len(labeled):
         raise ValueError(f"nothing to score: the {split} split has no majority-vote images")
-    model, params = inference_model(cfg.model.name, arrays["params"], arrays.get("batch_stats"))
+    model, params = inference_model(cfg.model.name, arrays["params"], arrays.get("batch_stats"),
+                                    light_layers=cfg.model.light_layers)
     return cfg, model, params, meta, labeled, ds.source
 
 

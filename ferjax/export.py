@@ -57,7 +57,8 @@ def _load(checkpoint):
     cfg, arrays, meta = load_run(checkpoint)
     meta = {**meta, "class_bias": class_bias.load(best_dir(checkpoint), meta["epoch"])}
     # batch norm folded into the convolutions; "lax" (nn.Conv) converts most simply to TF
-    model, params = inference_model(cfg.model.name, arrays["params"], arrays.get("batch_stats"), "lax")
+    model, params = inference_model(cfg.model.name, arrays["params"], arrays.get("batch_stats"), "lax",
+                                    cfg.model.light_layers)
     size, channels = cfg.data.image_size, num_channels(cfg.data.features)
     return cfg, model, params, meta, str(checkpoint), size, channels
 

@@ -13,12 +13,23 @@ def test_vgg13_parameter_count_matches_ferplus_reference(channels, expected):
     assert count_params(params) == expected
 
 
-def test_light_model_is_about_one_24th_of_vgg13():
-    params = jax.eval_shape(lambda: init_params(build_model("light"), jax.random.PRNGKey(0), 1))
+@pytest.mark.parametrize("layers,expected", [
+    ("pooled", 349_520),     # 348,512 in the convolutions and dense layers, 1,008 in batch norm
+    ("flat", 361_664)])      # 361,072 and 592: the table of the runs before 2026-12-07
+def test_light_model_keeps_the_studys_budget_of_036m_parameters(layers, expected):
+    params = jax.eval_shape(lambda: init_params(build_model("light", light_layers=layers),
+                                                jax.random.PRNGKey(0), 1))
     n = count_params(params)
-    assert n == 361_664          # 361,072 in the convolutions and dense layers, 592 in batch norm
+    assert n == expected
     assert abs(n - 360_000) / 360_000 < 0.05
     assert 22 < 8_757_704 / n < 26
+
+
+def test_light_layer_tables_are_the_configs_names():
+    from ferjax.config import LIGHT_LAYER_NAMES, LIGHT_LAYERS, ModelConfig
+    assert set(LIGHT_LAYER_NAMES) == set(LIGHT_LAYERS) and ModelConfig().light_layers in LIGHT_LAYERS
+    with pytest.raises(ValueError, match="layer table"):
+        ModelConfig(light_layers="wide")
 
 
 def test_matmul_conv_equals_lax_conv():
@@ -72,7 +83,7 @@ def test_models_return_logits_and_penultimate_features():
         assert logits.shape == (3, 8) and feats.shape == (3, dim)
 
 
-@pytest.mark.parametrize("name,size,folded_count", [("light", 64, 361_072 + 864),
+@pytest.mark.parametrize("name,size,folded_count", [("light", 64, 348_512 + 864),
                                                      ("vgg13", 32, 8_757_704 + 576 - 3 * 1024 * 1024)])
 def test_folded_batch_norm_computes_what_the_bn_model_computes_at_inference(name, size, folded_count):
     model = build_model(name, batch_norm=True)

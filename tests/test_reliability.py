@@ -151,6 +151,19 @@ def test_configs_saved_by_earlier_versions_load_when_they_mean_the_same():
         RunConfig.from_dict(saved)
 
 
+def test_a_light_model_saved_before_its_layer_table_was_a_field_is_the_flat_one():
+    from ferjax.config import ModelConfig, RunConfig
+    from ferjax.train.loop import config_differences
+    for name in ("light", "vgg13"):
+        new = RunConfig(model=ModelConfig(name=name))
+        saved = new.to_dict()
+        del saved["model"]["light_layers"]           # written before 2026-12-07
+        old = RunConfig.from_dict(saved)
+        assert old.model.light_layers == "flat"
+        differences = [d.split(":")[0] for d in config_differences(old, new)]
+        assert differences == (["model.light_layers"] if name == "light" else [])
+
+
 def test_a_center_loss_saved_before_its_reduction_was_a_field_keeps_its_sum(tmp_path):
     import dataclasses
 

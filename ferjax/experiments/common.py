@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ferjax.classes import CLASS_NAMES
-from ferjax.config import CONV_NAMES, MODEL_NAMES, RunConfig
+from ferjax.config import CONV_NAMES, MODEL_NAMES, RunConfig, add_light_layers_argument
 from ferjax.configs import fast, get_config, paper
 from ferjax.devices import add_argument as add_device_argument
 from ferjax.distributed import add_arguments as add_distributed_arguments, is_primary, setup as setup_distributed
@@ -37,6 +37,7 @@ class Profile:
     augment: bool = True            # the reference's random warps of training images
     dropout: bool | None = None     # the model's dropout layers in training; None: the recipe's
     learning_rate: float | None = None  # None: the recipe's (peak) learning rate
+    light_layers: str | None = None  # None: ModelConfig's default table
 
     def stated(self) -> dict:
         """The training choices a result's Provenance states (it has a field for each)."""
@@ -80,6 +81,7 @@ def add_arguments(p: argparse.ArgumentParser, default_out: str) -> None:
                    help="the model's dropout layers in training (default: the profile's); the table states it")
     p.add_argument("--conv", default="auto", choices=CONV_NAMES,
                    help="convolution implementation; auto: xla on CPU, lax on GPU/TPU")
+    add_light_layers_argument(p)
     add_device_argument(p)
     p.add_argument("--out", default=default_out)
     p.add_argument("--no-progress", action="store_true")
@@ -100,7 +102,8 @@ def resolve_profile(args, model: str) -> Profile:
                                  ("valid_subset", args.valid_subset),
                                  ("synthetic_per_class", args.synthetic_per_class),
                                  ("batch_size", args.batch_size),
-                                 ("dropout", args.dropout)) if v is not None}
+                                 ("dropout", args.dropout),
+                                 ("light_layers", args.light_layers)) if v is not None}
     if changes:
         base = dataclasses.replace(base, **changes)
         full = PROFILES[base.name][model]
@@ -127,7 +130,8 @@ def row_configs(row: Row, model: str, profile: Profile, args, seed: int) -> RunC
                                  synthetic_per_class=profile.synthetic_per_class,
                                  augment=profile.augment),
         model=dataclasses.replace(base.model, conv=args.conv, batch_norm=profile.batch_norm,
-                                  dropout=profile.dropout),
+                                  dropout=profile.dropout,
+                                  light_layers=profile.light_layers or base.model.light_layers),
         loss=dataclasses.replace(base.loss, lam=row.lam),
         optim=dataclasses.replace(base.optim, learning_rate=profile.learning_rate or base.optim.learning_rate),
         epochs=profile.epochs, seed=seed, data_seed=seed)
@@ -246,8 +250,10 @@ def provenance(summaries: dict[str, list[dict]], model: str, profile: Profile, t
     first = runs[0]
     reductions = sorted({s["config"]["loss"].get("center_reduction", "sum") for s in runs
                          if s["config"]["loss"]["lam"]} or {"mean"})
+    layers = sorted({RunConfig.from_dict(s["config"]).model.light_layers for s in runs})
     return Provenance(title=title, model=model, profile=profile.name, **profile.stated(),
                       center_reduction="+".join(reductions), code=code_of(runs),
+                      light_layers="+".join(layers) if model == "light" else "",
                       seeds_per_row=counts[0] if len(counts) == 1 else f"{counts[0]}-{counts[-1]}",
                       data=first["data"], train_images=first["train_images"],
                       valid_images=first.get("valid_images"), reduced=bool(first["reduced"]),

@@ -18,6 +18,8 @@ def provenance(result: TableResult | SweepResult) -> str:
         size += f"{'with' if p.batch_norm else 'without'} batch norm after every convolution, "
     if not p.augment:
         size += "no augmentation, "
+    if p.light_layers:
+        size += f"layers: {p.light_layers}, "
     size += "with dropout, " if p.dropout else "no dropout, "
     if p.learning_rate:
         size += f"peak learning rate {p.learning_rate:g}, "

@@ -31,6 +31,8 @@ class Provenance:
     learning_rate: float | None = None  # None: the recipe's
     center_reduction: str = "sum"     # the center loss over the feature units (results written
                                       # before it was stated used the sum)
+    light_layers: str = "flat"        # the light model's layer table (results written before
+                                      # it was stated used "flat"); "" for VGG13
     code: str = ""                    # the code the runs came from: "ferjax 0.1.0 at git <commit>"
 
 

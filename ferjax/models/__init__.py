@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import functools
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from ferjax.models.batch_norm import fold_batch_norm, has_batch_norm
-from ferjax.models.light import LightNet
+from ferjax.config import LIGHT_LAYERS
+from ferjax.models.light import DEFAULT_LIGHT_LAYERS, LightNet
 from ferjax.models.vgg13 import VGG13
 
 MODELS = {"vgg13": VGG13, "light": LightNet}
@@ -29,17 +29,28 @@ def default_batch_norm(name: str) -> bool:
 
 
 def build_model(name: str, conv: str = "auto", batch_norm: bool | None = None,
-                dropout: bool = True):
+                dropout: bool = True, light_layers: str = DEFAULT_LIGHT_LAYERS):
     """batch_norm None: the model's default; False also builds the inference twin of a
-    batch-norm model, which `fold_batch_norm` fills. dropout: used in training only."""
+    batch-norm model, which `fold_batch_norm` fills. dropout: used in training only.
+    light_layers: the light model's layer table (models/light.py); VGG13 ignores it."""
     _check_name(name)
+    if light_layers not in LIGHT_LAYERS:
+        raise ValueError(f"unknown light-model layer table {light_layers!r}; choose one of "
+                         f"{', '.join(LIGHT_LAYERS)}")
     return _build_model(name, resolve_conv(conv),
-                        default_batch_norm(name) if batch_norm is None else batch_norm, dropout)
+                        default_batch_norm(name) if batch_norm is None else batch_norm, dropout,
+                        light_layers if name == "light" else None)
+
+
+def model_of(cfg):
+    """The training network of a run's ModelConfig."""
+    return build_model(cfg.name, cfg.conv, cfg.batch_norm, cfg.dropout, cfg.light_layers)
 
 
 @functools.lru_cache(maxsize=None)   # one instance per configuration: jitted steps are reused
-def _build_model(name: str, conv: str, batch_norm: bool, dropout: bool):
-    return MODELS[name](conv=conv, batch_norm=batch_norm, dropout=dropout)
+def _build_model(name: str, conv: str, batch_norm: bool, dropout: bool, light_layers: str | None):
+    extra = {} if light_layers is None else {"layers": light_layers}
+    return MODELS[name](conv=conv, batch_norm=batch_norm, dropout=dropout, **extra)
 
 
 def _check_name(name: str) -> None:
@@ -47,12 +58,14 @@ def _check_name(name: str) -> None:
         raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
 
 
-def inference_model(name: str, params: dict, batch_stats: dict | None = None, conv: str = "auto"):
+def inference_model(name: str, params: dict, batch_stats: dict | None = None, conv: str = "auto",
+                    light_layers: str = DEFAULT_LIGHT_LAYERS):
     """(model, params) for inference, with batch norm folded into the convolutions, so that
     evaluate, predict and export apply one plain network: `model.apply({"params": p}, x)`."""
+    model = build_model(name, conv, batch_norm=False, light_layers=light_layers)
     if batch_stats and has_batch_norm(params):
-        return build_model(name, conv, batch_norm=False), fold_batch_norm(params, batch_stats)
-    return build_model(name, conv, batch_norm=False), params
+        return model, fold_batch_norm(params, batch_stats)
+    return model, params
 
 
 def count_params(params) -> int:

@@ -98,7 +98,8 @@ class Predictor:
             from ferjax.assets import shipped_checkpoint
             path = shipped_checkpoint()
         cfg, arrays, meta = load_run(path)
-        model, params = inference_model(cfg.model.name, arrays["params"], arrays.get("batch_stats"))
+        model, params = inference_model(cfg.model.name, arrays["params"], arrays.get("batch_stats"),
+                                        light_layers=cfg.model.light_layers)
         cb = class_bias.load(best_dir(path), meta["epoch"]) if use_class_bias else None
         return cls(model, params, feature_set=cfg.data.features, image_size=cfg.data.image_size,
                    flip=cfg.eval_flip, source=str(path),

@@ -126,7 +126,7 @@ def best_dir(path: str | Path) -> Path:
 
 def kept_arrays_like(cfg: RunConfig, batch_norm: bool) -> dict:
     """Shapes of a kept checkpoint's arrays: params, batch_stats (with BN) and centers."""
-    model = build_model(cfg.model.name, batch_norm=batch_norm)
+    model = build_model(cfg.model.name, batch_norm=batch_norm, light_layers=cfg.model.light_layers)
     channels, size = num_channels(cfg.data.features), cfg.data.image_size
     variables = jax.eval_shape(lambda: init_variables(model, jax.random.PRNGKey(0), channels, size))
     centers = jax.ShapeDtypeStruct((NUM_CLASSES, feature_dim(model, channels, size)), np.float32)

@@ -19,7 +19,7 @@ from ferjax.classes import NUM_CLASSES
 from ferjax.config import RunConfig
 from ferjax.data.augment import augment, evaluation_inputs
 from ferjax.features import num_channels
-from ferjax.models import build_model, feature_dim, inference_model, init_variables, resolve_conv
+from ferjax.models import feature_dim, inference_model, init_variables, model_of, resolve_conv
 from ferjax.train.state import TrainState, make_optimizer
 from ferjax.train.step import eval_step, train_step
 
@@ -43,7 +43,7 @@ def create_states(cfgs: list[RunConfig], steps_per_epoch: int) -> TrainState:
     """K stacked TrainStates, one per config, built by one vmapped init (so they share tx)."""
     check_group(cfgs)
     base = cfgs[0]
-    model = build_model(base.model.name, base.model.conv, base.model.batch_norm, base.model.dropout)
+    model = model_of(base.model)
     tx = make_optimizer(base.optim, steps_per_epoch, base.epochs)
     channels, size = num_channels(base.data.features), base.data.image_size
     dim = feature_dim(model, channels, size)
@@ -145,7 +145,8 @@ class Placement:
 
     def eval_step(self, cfg: RunConfig):
         """(state, data, idx, mask) -> summed metrics per run, on `put_eval_data`'s inputs."""
-        return _jitted_eval_step(self, cfg.model.name, cfg.model.conv, cfg.eval_flip)
+        return _jitted_eval_step(self, cfg.model.name, cfg.model.conv, cfg.model.light_layers,
+                                 cfg.eval_flip)
 
 
 def _with_labels(images: np.ndarray, split) -> dict:
@@ -184,10 +185,12 @@ def _jitted_batch_train_step(placement: Placement, sample_targets: bool, label_s
 
 
 @functools.lru_cache(maxsize=None)
-def _jitted_eval_step(placement: Placement, model_name: str, conv: str, flip: bool):
+def _jitted_eval_step(placement: Placement, model_name: str, conv: str, light_layers: str,
+                      flip: bool):
     def one(state, batch):
         # the network evaluate and predict apply, batch norm folded into the convolutions
-        model, params = inference_model(model_name, state.params, state.batch_stats, conv)
+        model, params = inference_model(model_name, state.params, state.batch_stats, conv,
+                                        light_layers)
         return eval_step(model.apply, {"params": params}, batch, flip)
 
     def step(state, data, idx, mask):

@@ -111,7 +111,8 @@ def config_differences(saved: RunConfig, asked: RunConfig) -> list[str]:
     the conv implementation (same parameters) and, for a schedule that does not depend on the
     run's length ("step"), the number of epochs: such a run is extended by training more."""
     def flat(cfg: RunConfig) -> dict:
-        d = dataclasses.asdict(cfg.canonical().replace(model=dataclasses.replace(cfg.model, conv="auto")))
+        same = cfg.canonical()
+        d = dataclasses.asdict(same.replace(model=dataclasses.replace(same.model, conv="auto")))
         out = {}
         for k, v in d.items():
             out.update({f"{k}.{kk}": vv for kk, vv in v.items()} if isinstance(v, dict) else {k: v})
