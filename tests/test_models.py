@@ -76,8 +76,8 @@ def test_matmul_and_lax_models_share_params_and_agree(name):
 
 
 def test_models_return_logits_and_penultimate_features():
-    for name, dim in (("light", 96), ("vgg13", 1024)):
-        model = build_model(name)
+    for name, layers, dim in (("light", "pooled", 128), ("light", "flat", 96), ("vgg13", "pooled", 1024)):
+        model = build_model(name, light_layers=layers)
         variables = init_variables(model, jax.random.PRNGKey(0), 1)
         logits, feats = model.apply(variables, jnp.zeros((3, 64, 64, 1)))
         assert logits.shape == (3, 8) and feats.shape == (3, dim)

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ferjax.classes import CLASS_NAMES
-from ferjax.config import CONV_NAMES, MODEL_NAMES, RunConfig, add_light_layers_argument
+from ferjax.config import CONV_NAMES, MODEL_NAMES, ModelConfig, RunConfig, add_light_layers_argument
 from ferjax.configs import fast, get_config, paper
 from ferjax.devices import add_argument as add_device_argument
 from ferjax.distributed import add_arguments as add_distributed_arguments, is_primary, setup as setup_distributed
@@ -114,10 +114,18 @@ def resolve_profile(args, model: str) -> Profile:
     return base
 
 
-def command_line(experiment: str, argv: list[str]) -> str:
+def command_line(experiment: str, argv: list[str], model: str, profile: Profile) -> str:
     """The command to store beside a result: a report of finished runs states the command
-    that trains them (and any missing ones)."""
-    return " ".join([f"python -m ferjax.experiments.{experiment}", *(a for a in argv if a != "--report-only")])
+    that trains them (and any missing ones). For the light model it names the layer table, so
+    that it repeats the runs whatever the default becomes."""
+    words = [f"python -m ferjax.experiments.{experiment}", *(a for a in argv if a != "--report-only")]
+    if model == "light" and "--light-layers" not in argv:
+        words += ["--light-layers", light_layers_of(profile)]
+    return " ".join(words)
+
+
+def light_layers_of(profile: Profile) -> str:
+    return profile.light_layers or ModelConfig.light_layers
 
 
 def row_configs(row: Row, model: str, profile: Profile, args, seed: int) -> RunConfig:
@@ -131,7 +139,7 @@ def row_configs(row: Row, model: str, profile: Profile, args, seed: int) -> RunC
                                  augment=profile.augment),
         model=dataclasses.replace(base.model, conv=args.conv, batch_norm=profile.batch_norm,
                                   dropout=profile.dropout,
-                                  light_layers=profile.light_layers or base.model.light_layers),
+                                  light_layers=light_layers_of(profile)),
         loss=dataclasses.replace(base.loss, lam=row.lam),
         optim=dataclasses.replace(base.optim, learning_rate=profile.learning_rate or base.optim.learning_rate),
         epochs=profile.epochs, seed=seed, data_seed=seed)
@@ -322,7 +330,7 @@ def table_main(table: str, argv: list[str] | None = None) -> int:
                      and (not args.rows or r.name in args.rows))
         title += " (partial: " + ", ".join(r.name for r in rows) + ")"
     profile = resolve_profile(args, model)
-    command = command_line(table, argv)
+    command = command_line(table, argv, model, profile)
     announce(args, command)
     setup_devices(args)
     summaries = run_rows(rows, model, profile, args, all_rows=all_rows)

@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         args.lams = grid
     if any(not lam >= 0 for lam in args.lams):
         p.error(f"--lams must be 0 (the softmax baseline) or positive, got {args.lams}")
-    command = common.command_line("lambda_sweep", argv)
+    command = common.command_line("lambda_sweep", argv, args.model, profile)
     common.announce(args, command)
     common.setup_devices(args)
     rows = sweep_rows(args.feature_sets, args.lams)

@@ -61,7 +61,8 @@ def publish(result_json: Path, dest: Path, index: Path, repo_root: Path,
         staged.rename(target)
         entries[row.row] = {
             "checkpoint": str(target.resolve().relative_to(repo_root.resolve())),
-            "model": prov.model, "features": row.features, "lam": row.lam,
+            "model": prov.model, **({"light_layers": prov.light_layers} if prov.light_layers else {}),
+            "features": row.features, "lam": row.lam,
             "seed": row.seeds[best], "best_epoch": row.best_epochs[best],
             f"{row.split}_accuracy": row.accuracies[best], "profile": prov.profile,
             "epochs": prov.epochs, "data": prov.data, "reduced": prov.reduced,
