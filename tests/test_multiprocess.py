@@ -128,11 +128,12 @@ def test_two_processes_train_like_one_process_on_two_devices(two_processes, tmp_
     assert rc == 0, text[-3000:]
     assert "on 2 device(s)" in text
     # The same global batch split the same way, but the two processes add some of a step's sums
-    # in another order than one process does: epoch 1's mean loss differs in its 7th digit
-    # (2026-12-07: 2.5106318 against 2.5106279). Adam turns such a difference in a near-zero
-    # gradient into a step of up to the learning rate, so after 3 epochs the parameters
-    # differ by up to 3e-3 and one valid face of 40 may flip. Other batches, or replicas out
-    # of step, would differ at once: in epoch 1's loss, held to 1e-5 of itself.
+    # in another order than one process does: epoch 1's mean loss differs in its 6th-7th digit
+    # (2026-12-07, the "flat" light model: 2.5106318 against 2.5106279; the "pooled" one, deeper:
+    # 2.4108769 against 2.4108418). Adam turns such a difference in a near-zero gradient into a
+    # step of up to the learning rate, so after 3 epochs the parameters differ by up to 3e-3
+    # and one valid face of 40 may flip. Other batches, other dropout masks, or replicas out of
+    # step would differ at once: in epoch 1's loss, held to 1e-4 of itself.
     (p2, e2), (p1, e1) = _params(two_processes), _params(one)
     assert e2 == e1 == EPOCHS
     _assert_same(p2, p1, atol=1e-2)
@@ -140,7 +141,7 @@ def test_two_processes_train_like_one_process_on_two_devices(two_processes, tmp_
     lines2 = [json.loads(x) for x in (two_processes / "metrics.jsonl").read_text().splitlines()]
     lines1 = [json.loads(x) for x in (one / "metrics.jsonl").read_text().splitlines()]
     assert [x["epoch"] for x in lines2] == list(range(1, EPOCHS + 1))
-    assert lines2[0]["train_loss"] == pytest.approx(lines1[0]["train_loss"], rel=1e-5)
+    assert lines2[0]["train_loss"] == pytest.approx(lines1[0]["train_loss"], rel=1e-4)
     for a, b in zip(lines2, lines1):
         assert a["train_loss"] == pytest.approx(b["train_loss"], abs=1e-3)
         assert abs(a["valid_accuracy"] - b["valid_accuracy"]) <= 100 / 40 + 1e-6   # one face

@@ -232,16 +232,19 @@ def _mean_or_none(values) -> float | None:
     return float(np.mean(values)) if values else None
 
 
-def parameters(model: str, features: str, image_size: int, batch_norm: bool | None = None) -> str:
-    """The study's count at its 64x64 input; at another size (the dense layers change) or with
-    batch norm the model does not have by default, the count."""
+def parameters(model: str, features: str, image_size: int, batch_norm: bool | None = None,
+               light_layers: str = "flat") -> str:
+    """The study's count at its 64x64 input; at another size (the dense layers change), with
+    batch norm the model does not have by default, or another light-model layer table than the
+    first ("flat", 0.361M), the count."""
     from ferjax.models import build_model, count_params, default_batch_norm, init_params
-    if image_size == 64 and batch_norm in (None, default_batch_norm(model)):
+    if image_size == 64 and batch_norm in (None, default_batch_norm(model)) \
+            and (model != "light" or light_layers == "flat"):
         return PARAMETERS[model]
     import jax
     from ferjax.features import num_channels
-    shapes = jax.eval_shape(lambda: init_params(build_model(model, batch_norm=batch_norm), jax.random.key(0),
-                                                num_channels(features), image_size))
+    net = build_model(model, batch_norm=batch_norm, light_layers=light_layers)
+    shapes = jax.eval_shape(lambda: init_params(net, jax.random.key(0), num_channels(features), image_size))
     return f"{count_params(shapes) / 1e6:.3f}M at {image_size}x{image_size}"
 
 
@@ -293,7 +296,8 @@ def aggregate(rows, summaries: dict[str, list[dict]], model: str, profile: Profi
             best_epochs=tuple(s["best_epoch"] for s in runs),
             seeds=tuple(s["config"]["seed"] for s in runs),
             checkpoints=tuple(s["checkpoint"] for s in runs),
-            parameters=parameters(model, row.features, profile.image_size, profile.batch_norm),
+            parameters=parameters(model, row.features, profile.image_size, profile.batch_norm,
+                                  light_layers_of(profile)),
             paper_accuracy=row.paper_accuracy, per_class=per_class))
     prov = provenance({r.name: summaries.get(r.name, []) for r in rows}, model, profile, title,
                       command, len(rows))
