@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -32,7 +33,7 @@ def build_model(name: str, conv: str = "auto", batch_norm: bool | None = None,
                 dropout: bool = True, light_layers: str = DEFAULT_LIGHT_LAYERS):
     """batch_norm None: the model's default; False also builds the inference twin of a
     batch-norm model, which `fold_batch_norm` fills. dropout: used in training only.
-    light_layers: the light model's layer table (models/light.py); VGG13 ignores it."""
+    light_layers: the light model's layer table (ferjax/config.py); VGG13 ignores it."""
     _check_name(name)
     if light_layers not in LIGHT_LAYERS:
         raise ValueError(f"unknown light-model layer table {light_layers!r}; choose one of "
