@@ -55,6 +55,12 @@ def _check(value, allowed, what):
         raise ValueError(f"unknown {what} {value!r}; choose one of {', '.join(allowed)}")
 
 
+def check_light_layers(name: str) -> str:
+    """name, if it is a light-model layer table; else a ValueError naming the choices."""
+    _check(name, LIGHT_LAYER_NAMES, "light-model layer table")
+    return name
+
+
 @dataclasses.dataclass(frozen=True)
 class DataConfig:
     data: str = "synthetic"          # "synthetic", a FERPlus folder, or a folder with the Kaggle CSVs
@@ -85,7 +91,7 @@ class ModelConfig:
     def __post_init__(self):
         _check(self.name, MODEL_NAMES, "model")
         _check(self.conv, CONV_NAMES, "conv implementation")
-        _check(self.light_layers, LIGHT_LAYER_NAMES, "light-model layer table")
+        check_light_layers(self.light_layers)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -28,8 +28,10 @@ def test_light_model_keeps_the_studys_budget_of_036m_parameters(layers, expected
 def test_light_layer_tables_are_the_configs_names():
     from ferjax.config import LIGHT_LAYER_NAMES, LIGHT_LAYERS, ModelConfig
     assert set(LIGHT_LAYER_NAMES) == set(LIGHT_LAYERS) and ModelConfig().light_layers in LIGHT_LAYERS
-    with pytest.raises(ValueError, match="layer table"):
+    with pytest.raises(ValueError, match="layer table 'wide'"):
         ModelConfig(light_layers="wide")
+    with pytest.raises(ValueError, match="layer table 'wide'"):
+        build_model("light", light_layers="wide")
 
 
 def test_matmul_conv_equals_lax_conv():

@@ -7,8 +7,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ferjax.config import check_light_layers
 from ferjax.models.batch_norm import fold_batch_norm, has_batch_norm
-from ferjax.config import LIGHT_LAYERS
 from ferjax.models.light import DEFAULT_LIGHT_LAYERS, LightNet
 from ferjax.models.vgg13 import VGG13
 
@@ -35,9 +35,7 @@ def build_model(name: str, conv: str = "auto", batch_norm: bool | None = None,
     batch-norm model, which `fold_batch_norm` fills. dropout: used in training only.
     light_layers: the light model's layer table (ferjax/config.py); VGG13 ignores it."""
     _check_name(name)
-    if light_layers not in LIGHT_LAYERS:
-        raise ValueError(f"unknown light-model layer table {light_layers!r}; choose one of "
-                         f"{', '.join(LIGHT_LAYERS)}")
+    check_light_layers(light_layers)
     return _build_model(name, resolve_conv(conv),
                         default_batch_norm(name) if batch_norm is None else batch_norm, dropout,
                         light_layers if name == "light" else None)
