@@ -56,9 +56,12 @@ SCRIPT = textwrap.dedent("""
     for a, b in zip(jax.tree.leaves(dp.batch_stats), jax.tree.leaves(ref.batch_stats)):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-4, rtol=1e-4)
 
-    # the training loop's placement for the "xla" conv: the batch over both devices, every run on each
-    pl = Placement.for_group(2, 16, "xla")
-    assert pl.mesh.shape == {"runs": 1, "data": 2}, pl.mesh.shape
+    # the training loop's placement: one run per device, each stepped on its own device
+    pl = Placement.for_group(2, 16)
+    assert pl.mesh.shape == {"runs": 2, "data": 1}, pl.mesh.shape
+    assert "all-reduce" not in pl.train_step(group[0]).lower(
+        pl.put_state(create_states(group, 10)), pl.put_data(split), pl.put_indices(batches[0]),
+        key, np.int32(0), np.int32(0)).compile().as_text()
     state = train(pl, pl.put_state(create_states(group, 10)), group)
     for a, b in zip(jax.tree.leaves(state.params), jax.tree.leaves(single.params)):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-4, rtol=1e-4)

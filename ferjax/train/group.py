@@ -19,7 +19,7 @@ from ferjax.classes import NUM_CLASSES
 from ferjax.config import RunConfig
 from ferjax.data.augment import augment, evaluation_inputs
 from ferjax.features import num_channels
-from ferjax.models import feature_dim, inference_model, init_variables, model_of, resolve_conv
+from ferjax.models import feature_dim, inference_model, init_variables, model_of
 from ferjax.train.state import TrainState, make_optimizer
 from ferjax.train.step import eval_step, train_step
 
@@ -83,11 +83,10 @@ class Placement:
         return cls(Mesh(grid, ("runs", "data")))
 
     @classmethod
-    def for_group(cls, num_runs: int, batch_size: int, conv: str) -> "Placement":
-        """The placement a group of runs trains with: the batch over every device for the
-        "xla" conv (its one-convolution-per-run vmap rule would gather runs spread over
-        devices), runs spread over devices otherwise."""
-        return cls.create(num_runs, batch_size, shard_runs=resolve_conv(conv) != "xla")
+    def for_group(cls, num_runs: int, batch_size: int) -> "Placement":
+        """The placement a group of runs trains with: runs spread over the devices, then the
+        batch over the devices left (`over_runs` keeps each run's step on its own devices)."""
+        return cls.create(num_runs, batch_size)
 
     @property
     def state(self) -> NamedSharding:
@@ -154,6 +153,18 @@ def _with_labels(images: np.ndarray, split) -> dict:
             "label": np.asarray(split.labels, np.int32)}
 
 
+def over_runs(placement: Placement, one):
+    """`one(state, batch)` vmapped over the stacked runs. Where the runs are spread over
+    devices, each device steps its own runs (shard_map over 'runs'; the batch axis stays
+    XLA's to split): runs never meet in a collective, and the "xla" conv's
+    one-convolution-per-run rule never gathers a run from another device."""
+    stacked = jax.vmap(one, in_axes=(0, None))
+    if placement.mesh.shape["runs"] == 1:
+        return stacked
+    return jax.shard_map(stacked, mesh=placement.mesh, in_specs=(P("runs"), P()),
+                         out_specs=P("runs"), axis_names={"runs"}, check_vma=False)
+
+
 # Cached per placement, so runs with the same mesh reuse one compiled step.
 @functools.lru_cache(maxsize=None)
 def _jitted_train_step(placement: Placement, feature_set: str, image_size: int, augmented: bool,
@@ -170,7 +181,7 @@ def _jitted_train_step(placement: Placement, feature_set: str, image_size: int, 
         batch = {"image": images,
                  "target": data["target"][idx], "label": data["label"][idx]}
         batch = jax.lax.with_sharding_constraint(batch, placement.batch)
-        return jax.vmap(one, in_axes=(0, None))(state, batch)
+        return over_runs(placement, one)(state, batch)
 
     return jax.jit(step, in_shardings=(placement.state, placement.replicated, placement.batch,
                                        placement.replicated, placement.replicated, placement.replicated),
@@ -180,7 +191,7 @@ def _jitted_train_step(placement: Placement, feature_set: str, image_size: int, 
 @functools.lru_cache(maxsize=None)
 def _jitted_batch_train_step(placement: Placement, sample_targets: bool, label_smoothing: float):
     one = functools.partial(train_step, sample_targets=sample_targets, label_smoothing=label_smoothing)
-    return jax.jit(jax.vmap(one, in_axes=(0, None)), in_shardings=(placement.state, placement.batch),
+    return jax.jit(over_runs(placement, one), in_shardings=(placement.state, placement.batch),
                    out_shardings=(placement.state, placement.state), donate_argnums=0)
 
 
@@ -197,7 +208,7 @@ def _jitted_eval_step(placement: Placement, model_name: str, conv: str, light_la
         batch = {"image": data["image"][idx], "target": data["target"][idx],
                  "label": data["label"][idx], "mask": mask}
         batch = jax.lax.with_sharding_constraint(batch, placement.batch)
-        return jax.vmap(one, in_axes=(0, None))(state, batch)
+        return over_runs(placement, one)(state, batch)
 
     return jax.jit(step, in_shardings=(placement.state, placement.replicated, placement.batch,
                                        placement.batch), out_shardings=placement.state)
