@@ -55,7 +55,7 @@ def run_configs(model: str, batch: int, features: str, conv: str, image_size: in
 
 def _train_setup(model, batch, features, conv, image_size, k):
     cfgs = run_configs(model, batch, features, conv, image_size, k)
-    placement = Placement.for_group(k, batch)
+    placement = Placement.create(k, batch)
     state = placement.put_state(create_states(cfgs, STEPS_PER_EPOCH))
     step = placement.batch_train_step()
     data = placement.put_batch(random_batch(batch, num_channels(features), image_size))
@@ -315,7 +315,7 @@ def loop(model: str = "light", batch: int = 64, features: str = "O", conv: str |
                else load_dataset(data))
     train = labeled_splits(dataset, cfg.data)["train"]
     steps = len(train) // batch
-    placement = Placement.for_group(1, batch)
+    placement = Placement.create(1, batch)
     holder = {"state": placement.put_state(create_states([cfg], steps))}
     own = placement.train_step(cfg, steps)
     data = placement.put_data(train)
@@ -486,7 +486,7 @@ def sweep_forms(model: str = "light", batch: int = 64, k: int = 4, warmup: int =
     out = {"vmap": train(model, batch, features, k=k, warmup=warmup, steps=steps,
                         image_size=image_size)["images_per_s_per_config"]}
     cfgs = run_configs(model, batch, features, default_conv(), image_size, k)
-    placement = Placement.for_group(k, batch)
+    placement = Placement.create(k, batch)
     one = functools.partial(train_step, sample_targets=False, label_smoothing=0.0)
     step = jax.jit(lambda state, b: jax.lax.map(lambda s: one(s, b), state), donate_argnums=0)
     holder = {"state": placement.put_state(create_states(cfgs, STEPS_PER_EPOCH))}

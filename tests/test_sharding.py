@@ -57,7 +57,7 @@ SCRIPT = textwrap.dedent("""
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-4, rtol=1e-4)
 
     # the training loop's placement: one run per device, each stepped on its own device
-    pl = Placement.for_group(2, 16)
+    pl = Placement.create(2, 16)
     assert pl.mesh.shape == {"runs": 2, "data": 1}, pl.mesh.shape
     assert "all-reduce" not in pl.train_step(group[0]).lower(
         pl.put_state(create_states(group, 10)), pl.put_data(split), pl.put_indices(batches[0]),

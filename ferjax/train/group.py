@@ -74,19 +74,14 @@ class Placement:
     mesh: Mesh
 
     @classmethod
-    def create(cls, num_runs: int, batch_size: int, devices=None,
-               shard_runs: bool = True) -> "Placement":
+    def create(cls, num_runs: int, batch_size: int, devices=None) -> "Placement":
+        """Runs spread over the devices first, then the batch over the devices left
+        (`over_runs` keeps each run's step on its own devices)."""
         devices = list(devices if devices is not None else jax.devices())
-        runs_axis = math.gcd(num_runs, len(devices)) if shard_runs else 1
+        runs_axis = math.gcd(num_runs, len(devices))
         data_axis = math.gcd(len(devices) // runs_axis, batch_size)
         grid = np.asarray(devices[: runs_axis * data_axis]).reshape(runs_axis, data_axis)
         return cls(Mesh(grid, ("runs", "data")))
-
-    @classmethod
-    def for_group(cls, num_runs: int, batch_size: int) -> "Placement":
-        """The placement a group of runs trains with: runs spread over the devices, then the
-        batch over the devices left (`over_runs` keeps each run's step on its own devices)."""
-        return cls.create(num_runs, batch_size)
 
     @property
     def state(self) -> NamedSharding:

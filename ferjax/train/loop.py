@@ -177,7 +177,7 @@ def _train_group(cfgs: list[RunConfig], workdir: Path, *, names, dataset, progre
         f"{len(splits['test']) if 'test' in splits else 'no'} test)"
         f"; {k_runs} run(s) on {jax.device_count()} device(s)")
 
-    placement = Placement.for_group(k_runs, bs)
+    placement = Placement.create(k_runs, bs)
     if EVAL_BATCH % placement.mesh.shape["data"]:
         raise ValueError(f"{placement.mesh.shape['data']} data-parallel devices do not divide the "
                          f"evaluation batch of {EVAL_BATCH}")
