@@ -1,6 +1,7 @@
 """ferjax's side of the benchmark: the production training step (ferjax.train.group's vmapped,
-donated step, center loss and center update included), inference, the vmapped sweep and
-its sequential baseline, the matmul ceiling, FLOP counts and the input pipeline.
+donated step, center loss and center update included), inference, the sweep (a group
+stepped as the training loop steps it, ferjax.train.apart) and its sequential baseline, the
+matmul ceiling, FLOP counts and the input pipeline.
 
 Every function returns a JSON-able dict; `run.py` calls each in its own process.
 """
@@ -25,6 +26,7 @@ from ferjax.features import num_channels  # noqa: E402
 from ferjax.models import (build_model, count_params, flops_per_image, inference_model, init_variables,  # noqa: E402
                            resolve_conv)
 from ferjax.train.group import Placement, create_states  # noqa: E402
+from ferjax.train.apart import Layout  # noqa: E402
 
 LAM = 0.1              # center-loss weight of the benchmarked runs (the step always computes it)
 STEPS_PER_EPOCH = 100  # only sets the learning-rate schedule
@@ -53,13 +55,16 @@ def run_configs(model: str, batch: int, features: str, conv: str, image_size: in
                       seed=i, data_seed=0) for i in range(k)]
 
 
-def _train_setup(model, batch, features, conv, image_size, k):
+def _train_setup(model, batch, features, conv, image_size, k, together):
+    """The group's states, steps and batches per piece, as the training loop steps them (on a
+    CPU host, each run apart), or, `together`, all K in one vmapped step."""
     cfgs = run_configs(model, batch, features, conv, image_size, k)
-    placement = Placement.create(k, batch)
-    state = placement.put_state(create_states(cfgs, STEPS_PER_EPOCH))
-    step = placement.batch_train_step()
-    data = placement.put_batch(random_batch(batch, num_channels(features), image_size))
-    return state, step, data
+    layout = Layout.create(k, batch, together=bool(together))
+    states = layout.split(layout.group.put_state(create_states(cfgs, STEPS_PER_EPOCH)))
+    steps = layout.per_piece(lambda p: p.batch_train_step())
+    host = random_batch(batch, num_channels(features), image_size)
+    data = layout.per_piece(lambda p: p.put_batch(host))
+    return states, steps, data
 
 
 def _params_of(state) -> int:
@@ -76,40 +81,45 @@ def _named(profile_steps: int):
 
 def train(model: str = "light", batch: int = 64, features: str = "O", conv: str | None = None,
           warmup: int = 3, steps: int = 10, image_size: int = 64, k: int = 1,
-          profile_steps: int = 0, kernel_grad: str = "") -> dict:
+          profile_steps: int = 0, kernel_grad: str = "", together: int = 0) -> dict:
     """Images/s of the production training step for K stacked runs (K=1: one run):
     `images_per_s` counts every configuration's images (K*batch per step),
     `images_per_s_per_config` one configuration's (batch per step). `kernel_grad` (one of
     ferjax.models.conv.KERNEL_GRADS) forces that weight-gradient method on every layer of the
-    "xla" conv in this process, to compare against the per-layer choice."""
+    "xla" conv in this process, to compare against the per-layer choice. `together`: the K
+    runs in one vmapped step even where the training loop steps them apart."""
     if kernel_grad:
         from ferjax.models import conv as conv_module
         if kernel_grad not in conv_module.KERNEL_GRADS:
             raise ValueError(f"kernel_grad {kernel_grad!r}: one of {', '.join(conv_module.KERNEL_GRADS)}")
         conv_module.kernel_grad_method = lambda height, width, channels_in: kernel_grad
     with _named(profile_steps):
-        return _train(model, batch, features, conv, warmup, steps, image_size, k, profile_steps)
+        return _train(model, batch, features, conv, warmup, steps, image_size, k, profile_steps,
+                      together)
 
 
-def _train(model, batch, features, conv, warmup, steps, image_size, k, profile_steps) -> dict:
+def _train(model, batch, features, conv, warmup, steps, image_size, k, profile_steps,
+           together) -> dict:
     conv = conv or default_conv()
     holder = {}
-    holder["state"], step, data = _train_setup(model, batch, features, conv, image_size, k)
-    params = _params_of(holder["state"])
+    holder["states"], step_fns, data = _train_setup(model, batch, features, conv, image_size, k,
+                                                    together)
+    params = _params_of(holder["states"][0])
     release_freed_memory()       # as the training loop does, here and after the compile
 
     def one():
-        holder["state"], metrics = step(holder["state"], data)
-        jax.block_until_ready((holder["state"], metrics))
-        holder["metrics"] = metrics
+        out = [f(s, d) for f, s, d in zip(step_fns, holder["states"], data)]
+        holder["states"] = [s for s, _ in out]
+        holder["metrics"] = [m for _, m in out]
+        jax.block_until_ready(out)
 
     timing = time_steps(one, warmup, steps, after_first=release_freed_memory)
-    loss = np.asarray(holder["metrics"]["loss"])
+    loss = np.concatenate([np.asarray(m["loss"]) for m in holder["metrics"]])
     out = {"images_per_s": rate(timing, batch * k), "images_per_s_per_config": rate(timing, batch),
-           "params": params, "conv": conv, "k": k, "devices": jax.device_count(), "loss_finite": bool(np.all(np.isfinite(loss))),
-           **timing}
-    if profile_steps:
-        hlo = step.lower(holder["state"], data).compile().as_text()   # the cached executable
+           "params": params, "conv": conv, "k": k, "devices": jax.device_count(),
+           "apart": len(step_fns) > 1, "loss_finite": bool(np.all(np.isfinite(loss))), **timing}
+    if profile_steps:   # the first piece's cached executable
+        hlo = step_fns[0].lower(holder["states"][0], data[0]).compile().as_text()
         out["profile"] = _profile(one, profile_steps, hlo)
     return out
 
@@ -484,7 +494,7 @@ def sweep_forms(model: str = "light", batch: int = 64, k: int = 4, warmup: int =
     import functools
     from ferjax.train.step import train_step
     out = {"vmap": train(model, batch, features, k=k, warmup=warmup, steps=steps,
-                        image_size=image_size)["images_per_s_per_config"]}
+                         image_size=image_size, together=1)["images_per_s_per_config"]}
     cfgs = run_configs(model, batch, features, default_conv(), image_size, k)
     placement = Placement.create(k, batch)
     one = functools.partial(train_step, sample_targets=False, label_smoothing=0.0)

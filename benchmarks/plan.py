@@ -64,10 +64,12 @@ NOTES = [
     "(ferjax.devices, `--cpu-devices`); the other variants are listed beside it (`--conv`). "
     "'matmul': im2col + GEMM; 'lax': flax nn.Conv and nn.max_pool; 'xla': XLA's convolution "
     "with the reshape max-pool and a per-member vmap rule (ferjax/models/conv.py).",
-    "Sweep: K configurations (different lambda and seed, same batches) in one vmapped step, "
-    "against the same K trained one after another with the single-run step; images/s per "
-    "configuration. The baseline is the faster sequential conv implementation, so vmapping "
-    "is credited only with what it adds.",
+    "Sweep: K configurations (different lambda and seed, same batches) stepped as ferjax's "
+    "training loop steps a group (ferjax.train.apart: on a CPU host, each run its own program, "
+    "the runs dealt round the devices; elsewhere one vmapped step; JSON keys keep the name "
+    "'vmapped'), against the same K trained one after another with the single-run step; "
+    "images/s per configuration. The baseline is the faster sequential conv implementation, "
+    "so the group is credited only with what it adds.",
     "Inference targets are against the best peer; training targets against PyTorch.",
     "Every worker, of every system, runs with glibc's malloc on transparent huge pages "
     "(GLIBC_TUNABLES=glibc.malloc.hugetlb=1), which ferjax's entry points set by starting "

@@ -121,7 +121,8 @@ def _sweeps(r: dict) -> list[str]:
             continue
         L.append(f"\n## Sweep: {e['workload']} ({e['model']}, batch {e['batch']}, {e['conv']} conv)\n")
         L.append("Images/s per configuration (what each of the K configurations gets over the whole "
-                 "sweep): K configurations vmapped in one step (batch / step time) vs the same K trained "
+                 "sweep): K configurations stepped as a group (on a CPU, each run its own program; batch / "
+                 "time of one step of every run) vs the same K trained "
                  "one after another (steps x batch / total time of the K runs). The ratio is the "
                  "speed-up of the whole sweep.\n")
         convs = list(e["per_k"][0].get("vmapped_per_config_by_conv", {})) or [e["conv"]]

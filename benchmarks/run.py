@@ -22,7 +22,8 @@ What is measured (see results.md for the numbers and the notes):
   PyTorch (channels_last and NCHW, the faster kept) and Keras (jit_compile True and False,
   the faster kept); Adam + softmax cross-entropy, the same resident random batch every step;
 * inference: the jitted forward pass (ferjax), inference_mode (PyTorch), predict_on_batch (Keras);
-* the sweep: K configurations vmapped in one step vs the same K run one after another;
+* the sweep: K configurations stepped as the training loop steps a group (on a CPU host, each
+  run its own program; elsewhere one vmapped step) vs the same K run one after another;
 * the float32 matmul ceiling through jax, and achieved GFLOP/s from a stated FLOP count;
 * the tf.data input pipeline (O and O-S-L) against the step's consumption rate, and the step
   fed by the pipeline (share of wall time spent waiting for a batch);

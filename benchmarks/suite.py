@@ -167,7 +167,7 @@ class Suite:
         return judge(entry, *TARGETS[task])
 
     def sweep(self, name: str, spec: dict, info: dict, done: list[Comparison]) -> Comparison:
-        """K configurations vmapped in one step (default conv) against the same K trained one
+        """K configurations stepped as a group (default conv) against the same K trained one
         after another, with the default conv and, if a single run is faster with another conv
         (from the matching training workload), with that one too; the ratio is taken against
         the faster sequential baseline."""
@@ -240,7 +240,8 @@ class Suite:
         base = dict(model=c.model, batch=c.batch, features=c.features, **self.steps())
         if c.task == "sweep":
             rec = self.job("ferjax", "train", k=c.ks[-1], profile_steps=n, **base)
-            return replace(c, profile={"what": f"vmapped K={c.ks[-1]} step", **_profile_of(rec)})
+            return replace(c, profile={"what": f"group of K={c.ks[-1]}, its first piece's step",
+                                       **_profile_of(rec)})
         profile = {}
         convs = {info["default_variant"], (c.best_variant or {}).get("ferjax") or info["default_variant"]}
         for label in sorted(convs):

@@ -46,6 +46,9 @@ def test_ferjax_train_sequential_and_profile(bf):
     sq = bf.sequential(k=2, **STEP, **TINY)
     assert positive(sq["images_per_s_per_config"]) and len(sq["median_step_s_per_config"]) == 2
     assert sq["images_per_s"] == pytest.approx(2 * sq["images_per_s_per_config"])
+    g = bf.train(k=2, **STEP, **TINY)        # a group, stepped as the loop steps it on a CPU
+    assert g["apart"] and g["loss_finite"] and g["k"] == 2
+    assert g["images_per_s"] == pytest.approx(2 * g["images_per_s_per_config"])
 
 
 def test_ferjax_ceiling_flops_probe(bf):

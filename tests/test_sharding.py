@@ -65,6 +65,15 @@ SCRIPT = textwrap.dedent("""
     state = train(pl, pl.put_state(create_states(group, 10)), group)
     for a, b in zip(jax.tree.leaves(state.params), jax.tree.leaves(single.params)):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-4, rtol=1e-4)
+
+    # what the loop does on a CPU host: the runs apart, each its own program on its own device
+    from ferjax.train.apart import Layout
+    layout = Layout.create(2, 16)
+    assert [p.mesh.devices.item() for p in layout.pieces] == jax.devices(), layout
+    states = layout.split(layout.group.put_state(create_states(group, 10)))
+    apart = layout.join([train(p, s, group) for p, s in zip(layout.pieces, states)])
+    for a, b in zip(jax.tree.leaves(apart.params), jax.tree.leaves(single.params)):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-4, rtol=1e-4)
     print("SHARDING-OK")
 """)
 

@@ -11,6 +11,7 @@ from ferjax import cli
 from ferjax.config import DataConfig, LossConfig, ModelConfig, OptimConfig, RunConfig
 from ferjax.configs import get_config
 from ferjax.data.synthetic import make_synthetic
+from ferjax.train.apart import Layout
 from ferjax.train.group import Placement, create_states, member
 from ferjax.train import checkpoint
 from ferjax.train.loop import NonFiniteLossError, train, train_group
@@ -97,6 +98,22 @@ def test_vmapped_group_equals_separate_runs(tiny):
         for a, b in zip(jax.tree.leaves(member(stacked, k).params), jax.tree.leaves(alone.params)):
             np.testing.assert_allclose(a, b, atol=1e-4, rtol=1e-4)
         np.testing.assert_allclose(member(stacked, k).centers, alone.centers, atol=1e-5)
+
+
+def test_a_group_stepped_apart_equals_its_runs_trained_alone(tmp_path, tiny):
+    # on a CPU host each run of a group is its own program: the single run's, to the bit
+    cfgs = [cfg_for(lam=0.0, seed=0), cfg_for(lam=0.3, seed=1)]
+    assert Layout.create(len(cfgs), 32).apart
+    quiet = dict(dataset=tiny, progress=False, log=lambda *_: None)
+    train_group(cfgs, tmp_path / "group", names=["a", "b"], **quiet)
+
+    def curve(d):
+        lines = [json.loads(x) for x in (d / "metrics.jsonl").read_text().splitlines()]
+        return [(x["train_loss"], x["train_accuracy"], x["valid_accuracy"]) for x in lines]
+    for c, name in zip(cfgs, ["a", "b"]):
+        train(c, tmp_path / name, **quiet)
+        assert curve(tmp_path / "group" / "runs" / name) == curve(tmp_path / name)
+    assert curve(tmp_path / "a") != curve(tmp_path / "b")
 
 
 def test_non_finite_loss_stops_with_step_and_epoch(tmp_path, tiny):

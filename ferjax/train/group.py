@@ -3,6 +3,7 @@ that axis (and, where devices remain, the batch) spread over a device mesh.
 
 Every configuration in a group shares model, feature set, data and optimiser schedule; they
 differ in lambda, alpha and seed. They see the same batches.
+On a CPU host the training loop steps each run apart instead (ferjax.train.apart).
 """
 from __future__ import annotations
 

@@ -27,6 +27,7 @@ from ferjax.data.records import Dataset
 from ferjax.data.votes import labeled_splits
 from ferjax.devices import release_freed_memory
 from ferjax.metrics import Scores, summarize
+from ferjax.train.apart import Layout
 from ferjax.train.group import Placement, check_group, create_states, member
 from ferjax.train import checkpoint
 from ferjax.train.state import learning_rate_schedule, state_arrays, with_arrays
@@ -177,7 +178,10 @@ def _train_group(cfgs: list[RunConfig], workdir: Path, *, names, dataset, progre
         f"{len(splits['test']) if 'test' in splits else 'no'} test)"
         f"; {k_runs} run(s) on {jax.device_count()} device(s)")
 
-    placement = Placement.create(k_runs, bs)
+    layout = Layout.create(k_runs, bs)
+    placement = layout.group
+    if layout.apart:
+        log(f"the {k_runs} runs step apart, each its own program, dealt round the devices")
     if EVAL_BATCH % placement.mesh.shape["data"]:
         raise ValueError(f"{placement.mesh.shape['data']} data-parallel devices do not divide the "
                          f"evaluation batch of {EVAL_BATCH}")
@@ -196,36 +200,44 @@ def _train_group(cfgs: list[RunConfig], workdir: Path, *, names, dataset, progre
         # a kill between an epoch's best/ and latest/ writes leaves a best/ step that the
         # resumed run will write again: drop it (the previous best stays: best/ keeps two)
         checkpoint.drop_steps_after(d / "best", start_epoch)
-    step_fn, eval_fn = placement.train_step(base, steps_per_epoch), placement.eval_step(base)
-    resident = {name: placement.put_data(split) if name == "train" else placement.put_eval_data(split, base)
-                for name, split in splits.items()}
-    data_key = jax.device_put(jax.random.PRNGKey(base.data_seed_or_seed), placement.replicated)
+    step_fns = layout.per_piece(lambda p: p.train_step(base, steps_per_epoch))
+    eval_fn = placement.eval_step(base)
+    train_data = layout.per_piece(lambda p: p.put_data(train))
+    resident = {name: placement.put_eval_data(split, base) for name, split in splits.items()
+                if name != "train"}
+    data_key = jax.random.PRNGKey(base.data_seed_or_seed)
+    data_keys = layout.per_piece(lambda p: jax.device_put(data_key, p.replicated))
     release_freed_memory()       # what building the states freed (and after each compile below)
     batch_norm = bool(jax.tree.leaves(state.batch_stats))
     steps_done = 0
     epoch_seconds: list[float] = []        # whole epochs (train + evaluation + checkpoints)
 
     for epoch in range(start_epoch, base.epochs):
-        t0, losses, sums = time.time(), [], None
+        t0, states = time.time(), layout.split(state)
+        losses, sums = [[] for _ in states], [None for _ in states]
         order = epoch_order(len(train), bs, base.data_seed_or_seed, epoch)
         bar = tqdm(range(steps_per_epoch), total=steps_per_epoch, desc=f"epoch {epoch + 1}/{base.epochs}",
                    disable=not progress or not _primary(), file=sys.stderr, leave=False,
                    mininterval=1.0 if sys.stderr.isatty() else 30.0)
         for i in bar:
-            state, m = step_fn(state, resident["train"], placement.put_indices(order[i]), data_key,
-                               np.int32(epoch), np.int32(i))
-            losses.append(m["loss"])
-            sums = m if sums is None else jax.tree.map(lambda a, b: a + b, sums, m)
+            idx = layout.per_piece(lambda p: p.put_indices(order[i]))
+            for j, step_fn in enumerate(step_fns):
+                states[j], m = step_fn(states[j], train_data[j], idx[j], data_keys[j],
+                                       np.int32(epoch), np.int32(i))
+                losses[j].append(m["loss"])
+                sums[j] = m if sums[j] is None else jax.tree.map(lambda a, b: a + b, sums[j], m)
             if steps_done == 0:
-                jax.block_until_ready(state)
+                jax.block_until_ready(states)
                 release_freed_memory()
             steps_done += 1
             if stop_after_steps is not None and steps_done >= stop_after_steps:
                 return []
         jax.block_until_ready(losses)      # dispatch is asynchronous: time the finished work
         train_time = time.time() - t0
-        _check_finite(np.asarray(to_host(jnp.stack(losses))), epoch, steps_per_epoch, names, workdir)
-        sums = to_host(sums)
+        state = layout.join(states)
+        _check_finite(np.concatenate([np.asarray(to_host(jnp.stack(ls))) for ls in losses], axis=1),
+                      epoch, steps_per_epoch, names, workdir)
+        sums = jax.tree.map(lambda *xs: np.concatenate(xs), *to_host(sums))
         valid = evaluate_stacked(eval_fn, placement, state, resident["valid"], len(splits["valid"]))
         improved = [v.accuracy > b["valid_accuracy"] for v, b in zip(valid, best)]
         # Only a kept checkpoint's test score is read: score test only when a run keeps one.
