@@ -344,7 +344,7 @@ def loop(model: str = "light", batch: int = 64, features: str = "O", conv: str |
     own_after = time_steps(own_step, 1, 60)["median_step_s"]
     own_s = (own_before + own_after) / 2
     del holder["state"], data
-    bare_s = _train(model, batch, features, conv, warmup, 10, image_size, 1, 0)["median_step_s"]
+    bare_s = _train(model, batch, features, conv, warmup, 10, image_size, 1, 0, together=False)["median_step_s"]
 
     walls = [b["wall_seconds"] - a["wall_seconds"] for a, b in zip(lines, lines[1:])]
     trains = [b["train_seconds"] for b in lines[1:]]
