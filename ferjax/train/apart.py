@@ -2,10 +2,10 @@
 on a CPU host, apart: each run its own program on one device, the runs dealt round the
 host's devices, every run's step dispatched before any finishes.
 
-XLA:CPU runs one program per device at a time and keeps about one core busy on these small
-convolutions, so independent programs on one device per core fill the cores that one vmapped
-step leaves idle, with no collective between devices (benchmarks/README.md, "A group of runs
-on a CPU"). Where the group is one run, or spans processes, or the devices are
+XLA:CPU keeps about one core busy on these small convolutions; independent programs in
+flight side by side fill the cores that one vmapped step leaves idle, on one device as on
+several, and runs on different devices never meet in a collective (benchmarks/README.md, "A
+group of runs on a CPU"). Where the group is one run, or spans processes, or the devices are
 accelerators (where one vmapped step is the fast form), the runs step together.
 """
 from __future__ import annotations
