@@ -38,9 +38,13 @@ class Comparison:
     unit: str | None = _only(_SWEEP)
     variant_images_per_s: dict | None = _only(_PEERS)     # framework -> variant -> rate
     best_variant: dict | None = _only(_PEERS)             # framework -> its fastest variant
+    rounds: int | None = None                             # measurements of each kept rate
+    images_per_s_spread: dict | None = None               # framework -> [min, max] of its rounds
     best_peer: str | None = None
-    ratio_vs_best_peer: float | None = None
+    ratio_vs_best_peer: float | None = None               # the median of the per-round ratios
+    ratio_vs_best_peer_spread: list | None = None         # their [min, max]
     ratio_vs_torch: float | None = _only(_PEERS)
+    ratio_vs_torch_spread: list | None = _only(_PEERS)
     ferjax_best_variant_ratio_vs_best_peer: float | None = _only(_PEERS)
     peak_rss_mb: dict = field(default_factory=dict)
     missing_peers: dict | None = _only(_PEERS)

@@ -19,19 +19,19 @@ MODES = {
                             "vgg13_infer_b256", "light_infer_b256", "sweep8_light"],
                  warmup=3, steps=10, ceiling_n=(2048, 4096), pipeline_images=10240,
                  fed_images=5120, loop_per_class=3500, profile_steps=3, timeout=3600, batch_cap=None,
-                 skip_convs=(), conv_layers=True, min_time=10.0),
+                 skip_convs=(), conv_layers=True, min_time=10.0, rounds=3),
     # A few minutes: one workload per target kind, ferjax's "lax" path left out.
     "quick": dict(workloads=["vgg13_train_b32", "light_train_b64", "light_infer_b256",
                              "sweep4_light"],
                   warmup=2, steps=3, ceiling_n=(2048,), pipeline_images=2560,
                   fed_images=1920, loop_per_class=3500, profile_steps=2, timeout=1200, batch_cap=None,
-                  skip_convs=("lax",), conv_layers=False, min_time=3.0),
+                  skip_convs=("lax",), conv_layers=False, min_time=3.0, rounds=3),
     # Only checks that every path runs: one step each, batches capped at 8.
     "smoke": dict(workloads=["vgg13_train_b32", "light_train_b64", "light_train_b64_osl",
                              "vgg13_infer_b256", "light_infer_b256", "sweep4_light"],
                   warmup=1, steps=1, ceiling_n=(256,), pipeline_images=256,
                   fed_images=256, loop_per_class=8, profile_steps=1, timeout=900, batch_cap=8,
-                  skip_convs=(), conv_layers=True, min_time=0.0),
+                  skip_convs=(), conv_layers=True, min_time=0.0, rounds=1),
 }
 
 # task -> (the peer the ratio is taken against, the ratio to reach)
@@ -71,6 +71,11 @@ NOTES = [
     "images/s per configuration. The baseline is the faster sequential conv implementation, "
     "so the group is credited only with what it adds.",
     "Inference targets are against the best peer; training targets against PyTorch.",
+    "Rounds: every kept rate is measured once per round (ferjax's default, each peer's variants, "
+    "the systems taking turns to go first; a sweep's group and sequential forms at its target "
+    "K), ferjax's other variants in the first round only. A rate is the median of its rounds "
+    "and a ratio the median of the per-round ratios (two systems measured minutes apart, so "
+    "that the machine's drift moves both); [min-max] gives the spread.",
     "Every worker, of every system, runs with glibc's malloc on transparent huge pages "
     "(GLIBC_TUNABLES=glibc.malloc.hugetlb=1), which ferjax's entry points set by starting "
     "again (ferjax.devices.restart_with_huge_pages): measured side by side, PyTorch and Keras "

@@ -63,7 +63,7 @@ def _targets(r: dict) -> list[str]:
     L.append("|---|---|---|---|---|")
     for t in r["targets"]:
         L.append(f"| {t['workload']} | {t['against']} | {_f(t['min'], '>= {:.1f}x', '')} | "
-                 f"{_f(t['ratio'], '{:.2f}x')} | {_met(t['met'])} |")
+                 f"{_f(t['ratio'], '{:.2f}x')}{_range(t.get('spread'), '{:.2f}')} | {_met(t['met'])} |")
     return L
 
 
@@ -72,7 +72,8 @@ def _rates(r: dict) -> list[str]:
     L = []
     L.append("\n## Training and inference (images/s)\n")
     L.append("ferjax = its default (`" + r["versions"]["ferjax"].get("default_variant", r["versions"]["ferjax"]["default_conv"]) + "`, what `ferjax train` runs); peers: "
-             "their faster variant (in brackets). GFLOP/s from the stated FLOP count.\n")
+             "their faster variant (in brackets). GFLOP/s from the stated FLOP count. "
+             + _rounds_line(r) + "\n")
     L.append("| workload | ferjax | PyTorch | Keras | ratio vs best peer | vs PyTorch | "
              "ferjax GFLOP/s (% ceiling) | PyTorch GFLOP/s | peak RSS ferjax / torch / keras (MB, the variants shown) |")
     L.append("|---|---|---|---|---|---|---|---|---|")
@@ -84,16 +85,20 @@ def _rates(r: dict) -> list[str]:
         g, frac = e.get("achieved_gflops", {}), e.get("fraction_of_ceiling", {})
         rss = e["peak_rss_mb"]
 
+        spread = e.get("images_per_s_spread") or {}
+
         def peer(p):
             if p in e["missing_peers"]:
                 return "missing"
-            return f"{_f(ips.get(p))} ({best.get(p, '–')})"
+            return f"{_f(ips.get(p))}{_range(spread.get(p))} ({best.get(p, '–')})"
 
         def rss_of(fw):      # of the variant whose rate the row shows
             variant = default if fw == "ferjax" else best.get(fw)
             return _f(rss.get(fw, {}).get(variant), "{:.0f}")
-        L.append(f"| {e['workload']} | {_f(ips.get('ferjax'))} | {peer('torch')} | {peer('keras')} | "
-                 f"{_f(e['ratio_vs_best_peer'], '{:.2f}x')} | {_f(e['ratio_vs_torch'], '{:.2f}x')} | "
+        L.append(f"| {e['workload']} | {_f(ips.get('ferjax'))}{_range(spread.get('ferjax'))} | "
+                 f"{peer('torch')} | {peer('keras')} | {_f(e['ratio_vs_best_peer'], '{:.2f}x')}"
+                 f"{_range(e.get('ratio_vs_best_peer_spread'), '{:.2f}')} | {_f(e['ratio_vs_torch'], '{:.2f}x')}"
+                 f"{_range(e.get('ratio_vs_torch_spread'), '{:.2f}')} | "
                  f"{_f(g.get('ferjax'))} ({_f(frac.get('ferjax'), '{:.0%}')}) | {_f(g.get('torch'))} | "
                  f"{rss_of('ferjax')} / {rss_of('torch')} / {rss_of('keras')} |")
 
@@ -136,7 +141,8 @@ def _sweeps(r: dict) -> list[str]:
             sq = row.get("sequential_per_config_by_conv", {})
             L.append(f"| {row['k']} | " + " | ".join(_f(vm.get(c)) for c in convs) + " | "
                      + " | ".join(_f(sq.get(c)) for c in convs) + " | "
-                     f"{_f(row['ratio'], '{:.2f}x')} | {_f(row.get('ratio_best_vmapped'), '{:.2f}x')} "
+                     f"{_f(row['ratio'], '{:.2f}x')}{_range(row.get('ratio_spread'), '{:.2f}')} "
+                     f"({row.get('rounds', 1)} round(s)) | {_f(row.get('ratio_best_vmapped'), '{:.2f}x')} "
                      f"({row.get('best_vmapped_conv', '–')}) | "
                      f"{_f(row['peak_rss_mb']['vmapped'], '{:.0f}')} / "
                      f"{_f(row['peak_rss_mb']['sequential'], '{:.0f}')} |")
@@ -256,6 +262,19 @@ def _flops(r: dict) -> list[str]:
 
 def _notes(r: dict) -> list[str]:
     return ["\n## Notes\n"] + [f"* {n}" for n in r["notes"]]
+
+
+def _range(pair, fmt="{:.0f}") -> str:
+    """' [lo-hi]' for a spread of several rounds, '' for one."""
+    if not pair or pair[0] == pair[1]:
+        return ""
+    return f" [{fmt.format(pair[0])}-{fmt.format(pair[1])}]"
+
+
+def _rounds_line(r: dict) -> str:
+    n = (r.get("settings") or {}).get("rounds", 1)
+    return (f"Each rate is the median of {n} rounds, [min-max] beside it; each ratio the median "
+            "of the per-round ratios." if n > 1 else "One round: no spread.")
 
 
 def _met(x):

@@ -28,7 +28,9 @@ What is measured (see results.md for the numbers and the notes):
 * the tf.data input pipeline (O and O-S-L) against the step's consumption rate, and the step
   fed by the pipeline (share of wall time spent waiting for a batch);
 * for every missed target, a per-op profile of ferjax's step (jax.profiler trace).
-The median of the timed steps after warm-up is reported (at least `steps` of them, more
+Each kept rate is measured in 3 rounds, the systems taking turns (the median reported, the
+spread beside it; a ratio is the median of the per-round ratios). Within a measurement, the
+median of the timed steps after warm-up is reported (at least `steps` of them, more
 until they add up to 10 s (full) or 3 s (--quick)); the first step (compilation) apart.
 ferjax runs each step on one XLA CPU device and, as "<conv>+<n>dev", on the host split into
 one device per core (the batch, or a sweep's runs, sharded by ferjax's Placement).
@@ -55,6 +57,8 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, help="directory for results.json and results.md")
     parser.add_argument("--quick", action="store_true", help="fewer workloads and steps")
     parser.add_argument("--smoke", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--rounds", type=int, default=None,
+                        help="measurements of each kept rate, the median reported (default: 3; smoke: 1)")
     parser.add_argument("--only", nargs="+", choices=sorted(WORKLOADS), help="just these workloads")
     parser.add_argument("--profile", choices=("missed", "all", "none"), default="missed",
                         help="per-op profile of ferjax for workloads that miss their target (default)")
@@ -71,7 +75,8 @@ def main(argv=None) -> int:
     (args.out / "jobs.jsonl").unlink(missing_ok=True)
     print(f"ferjax benchmark suite, {mode} mode -> {args.out}; load average {load_average()}",
           flush=True)
-    results = Suite(mode, args.out, profile=args.profile, only=args.only).run()
+    results = Suite(mode, args.out, profile=args.profile, only=args.only,
+                    rounds=args.rounds).run()
     (args.out / "results.json").write_text(json.dumps(results, indent=1, default=jsonable))
     (args.out / "results.md").write_text(markdown(results))
     print(f"\nwrote {args.out / 'results.json'} and {args.out / 'results.md'}")

@@ -5,6 +5,7 @@ import datetime as dt
 import json
 import platform
 import time
+from collections import defaultdict
 from dataclasses import replace
 from pathlib import Path
 
@@ -23,6 +24,14 @@ def parse_variant(label: str) -> tuple[str, int | None]:
     return conv, (int(dev[:-3]) if dev.endswith("dev") else None)
 
 
+def rotate(items: list, r: int) -> list:
+    """items grouped by their first element, the groups in turn first: round r starts with
+    the (r mod groups)-th system."""
+    order = list(dict.fromkeys(x[0] for x in items))
+    first = order[r % len(order):] + order[:r % len(order)]
+    return [x for fw in first for x in items if x[0] == fw]
+
+
 def _profile_of(rec: dict) -> dict:
     if rec["status"] != "ok":
         return {"status": rec["status"], "error": rec.get("error", "")[-500:]}
@@ -31,8 +40,9 @@ def _profile_of(rec: dict) -> dict:
 
 class Suite:
     def __init__(self, mode: str, out: Path, profile: str = "missed", only: list[str] | None = None,
-                 verbose: bool = True):
+                 verbose: bool = True, rounds: int | None = None):
         self.mode, self.cfg, self.out, self.profile = mode, MODES[mode], out, profile
+        self.rounds = rounds or self.cfg["rounds"]
         self.workloads = only or self.cfg["workloads"]
         self.verbose = verbose
         self.jobs: list[dict] = []
@@ -131,7 +141,7 @@ class Suite:
         return {
             "suite": "ferjax benchmarks", "mode": self.mode, "started": started.isoformat(),
             "finished": finished.isoformat(), "duration_s": (finished - started).total_seconds(),
-            "settings": {k: v for k, v in self.cfg.items() if k != "workloads"} | {"workloads": self.workloads},
+            "settings": {k: v for k, v in self.cfg.items() if k != "workloads"} | {"workloads": self.workloads, "rounds": self.rounds},
             "machine": {"cpu": cpu_model(), "cores": cores(), "platform": platform.platform(),
                         "python": platform.python_version(), "load_average_start": load_start,
                         "cpu_busy_before_start": busy_start,
@@ -151,19 +161,25 @@ class Suite:
         base = dict(model=spec["model"], batch=batch, features=spec["features"], **self.steps())
         convs = [c for c in info["conv_impls"] if c not in self.cfg["skip_convs"]
                  or c == info["default_conv"]]
-        variants: dict[str, dict] = {"ferjax": {}}
-        for label, conv, devices in self.ferjax_variants(info, convs):
-            variants["ferjax"][label] = self.job("ferjax", task, conv=conv, devices=devices, **base)
-        for peer, options in PEERS.items():
-            variants[peer] = {}
-            for key, value in options:
-                label = {True: "jit", False: "nojit"}.get(value, value)
-                variants[peer][label] = self.job(peer, task, **{key: value}, **base)
+        default = info["default_variant"]
+        ferjax_variants = self.ferjax_variants(info, convs)
+        peer_variants = [(peer, {True: "jit", False: "nojit"}.get(value, value), {key: value})
+                         for peer, options in PEERS.items() for key, value in options]
+        variants: dict[str, dict[str, list[dict]]] = {fw: defaultdict(list) for fw in ["ferjax", *PEERS]}
+        for r in range(self.rounds):
+            # every round: ferjax's default and every peer variant, the systems taking turns
+            # to go first; the first round also runs ferjax's other variants
+            jobs = [("ferjax", label, dict(conv=conv, devices=devices))
+                    for label, conv, devices in ferjax_variants if r == 0 or label == default]
+            jobs += [(peer, label, option) for peer, label, option in peer_variants]
+            for fw, label, kwargs in rotate(jobs, r):
+                variants[fw][label].append(self.job(fw, task, **kwargs, **base))
         entry = Comparison(workload=name, task=task, model=spec["model"], batch=batch,
                            features=spec["features"], channels=num_channels(spec["features"]),
                            ferjax_default_conv=info["default_variant"],
                            flops=flops.get(f"{spec['model']}/{spec['features']}"),
-                           **summarize(variants, default={"ferjax": info["default_variant"]}))
+                           **summarize({fw: dict(v) for fw, v in variants.items()},
+                                       default={"ferjax": default}))
         return judge(entry, *TARGETS[task])
 
     def sweep(self, name: str, spec: dict, info: dict, done: list[Comparison]) -> Comparison:
@@ -183,10 +199,16 @@ class Suite:
         per_k = []
         variants = self.ferjax_variants(info, seq_convs)
         for k in spec["ks"]:
-            vm = {label: self.job("ferjax", "train", k=k, conv=conv, devices=devices, **base)
-                  for label, conv, devices in variants}
-            seq = {label: self.job("ferjax", "sequential", k=k, conv=conv, devices=devices, **base)
-                   for label, conv, devices in variants}
+            vm, seq = defaultdict(list), defaultdict(list)
+            # the target's K (the last) in every round: the default group and each sequential
+            for r in range(self.rounds if k == spec["ks"][-1] else 1):
+                for label, conv, devices in variants:
+                    if r == 0 or label == default:
+                        vm[label].append(self.job("ferjax", "train", k=k, conv=conv, devices=devices,
+                                                  **base))
+                for label, conv, devices in variants:
+                    seq[label].append(self.job("ferjax", "sequential", k=k, conv=conv,
+                                               devices=devices, **base))
             per_k.append(sweep_row(k, vm, seq, default))
         last = per_k[-1]
         entry = Comparison(workload=name, task="sweep", model=spec["model"], batch=batch,
@@ -194,8 +216,11 @@ class Suite:
                            conv=default, ks=list(spec["ks"]), per_k=per_k,
                            images_per_s={"ferjax": last["vmapped_per_config"],
                                          "sequential": last["sequential_per_config"]},
-                           unit="images/s per configuration",
+                           unit="images/s per configuration", rounds=last["rounds"],
+                           images_per_s_spread={"ferjax": last["vmapped_per_config_spread"],
+                                                "sequential": last["sequential_per_config_spread"]},
                            best_peer="sequential", ratio_vs_best_peer=last["ratio"],
+                           ratio_vs_best_peer_spread=last["ratio_spread"],
                            peak_rss_mb={"ferjax": last["peak_rss_mb"]["vmapped"],
                                         "sequential": last["peak_rss_mb"]["sequential"]})
         return judge(entry, *TARGETS["sweep"])

@@ -15,31 +15,61 @@ def ratio(a, b):
     return a / b if (a and b) else None
 
 
-def summarize(variants: dict[str, dict[str, dict]], default: dict[str, str]) -> dict:
-    """Per framework: every variant's images/s, the kept one, peak RSS, missing/failed peers
-    (Comparison's fields of a ferjax-vs-peers workload)."""
-    rates, best, images, rss, missing, errors = {}, {}, {}, {}, {}, {}
-    for fw, recs in variants.items():
-        rates[fw] = {v: result_of(r, "images_per_s") for v, r in recs.items()}
-        rss[fw] = {v: r.get("peak_rss_mb") for v, r in recs.items() if r["status"] == "ok"}
-        for v, r in recs.items():
-            if r["status"] == "missing":
-                missing[fw] = r.get("error", "").strip().splitlines()[-1] if r.get("error") else "missing"
-            elif r["status"] != "ok":
-                errors[f"{fw}/{v}"] = (r.get("error", "") or "").strip().splitlines()[-1:] or [r["status"]]
+def median(values):
+    ok = sorted(x for x in values if x)
+    if not ok:
+        return None
+    mid = len(ok) // 2
+    return ok[mid] if len(ok) % 2 else (ok[mid - 1] + ok[mid]) / 2
+
+
+def spread(values) -> list[float] | None:
+    ok = [x for x in values if x]
+    return [min(ok), max(ok)] if ok else None
+
+
+def paired_ratios(a: list[dict], b: list[dict], key: str = "images_per_s") -> list[float]:
+    """Round by round, a's rate over b's: both measured minutes apart, so a drift of the
+    machine's speed moves both (rounds either failed are left out)."""
+    return [x for x in (ratio(result_of(ra, key), result_of(rb, key)) for ra, rb in zip(a, b)) if x]
+
+
+def summarize(variants: dict[str, dict[str, list[dict]]], default: dict[str, str]) -> dict:
+    """Per framework: every variant's images/s (the median of its rounds), the kept one and its
+    spread, peak RSS, missing/failed peers (Comparison's fields of a ferjax-vs-peers workload).
+    A ratio is the median of the per-round ratios of the kept variants, its spread beside it."""
+    rates, best, images, rss, missing, errors, kept_recs = {}, {}, {}, {}, {}, {}, {}
+    for fw, by_variant in variants.items():
+        rates[fw] = {v: median(result_of(r, "images_per_s") for r in recs) for v, recs in by_variant.items()}
+        rss[fw] = {v: max(r["peak_rss_mb"] for r in ok) for v, recs in by_variant.items()
+                   if (ok := [r for r in recs if r["status"] == "ok"])}
+        for v, recs in by_variant.items():
+            for r in recs:
+                if r["status"] == "missing":
+                    missing[fw] = r.get("error", "").strip().splitlines()[-1] if r.get("error") else "missing"
+                elif r["status"] != "ok":
+                    errors[f"{fw}/{v}"] = (r.get("error", "") or "").strip().splitlines()[-1:] or [r["status"]]
         ok = {v: x for v, x in rates[fw].items() if x}
         if not ok:
             continue
         best[fw] = max(ok, key=ok.get)
         kept = default.get(fw, best[fw])
         images[fw] = ok.get(kept)
+        kept_recs[fw] = by_variant.get(kept, [])
     peers = {fw: x for fw, x in images.items() if fw != "ferjax" and x}
     best_peer = max(peers, key=peers.get) if peers else None
     ferjax_best = max((x for x in rates.get("ferjax", {}).values() if x), default=None)
+    against = {p: paired_ratios(kept_recs.get("ferjax", []), kept_recs[p]) for p in peers}
     return {"images_per_s": images, "variant_images_per_s": rates, "best_variant": best,
+            "rounds": max((len(recs) for recs in kept_recs.values()), default=0),
+            "images_per_s_spread": {fw: spread(result_of(r, "images_per_s") for r in recs)
+                                    for fw, recs in kept_recs.items()},
             "best_peer": best_peer,
-            "ratio_vs_best_peer": ratio(images.get("ferjax"), peers.get(best_peer)),
-            "ratio_vs_torch": ratio(images.get("ferjax"), peers.get("torch")),
+            "ratio_vs_best_peer": median(against.get(best_peer, []))
+            or ratio(images.get("ferjax"), peers.get(best_peer)),
+            "ratio_vs_best_peer_spread": spread(against.get(best_peer, [])),
+            "ratio_vs_torch": median(against.get("torch", [])) or ratio(images.get("ferjax"), peers.get("torch")),
+            "ratio_vs_torch_spread": spread(against.get("torch", [])),
             "ferjax_best_variant_ratio_vs_best_peer": ratio(ferjax_best, peers.get(best_peer)),
             "peak_rss_mb": rss, "missing_peers": missing, "errors": errors}
 
@@ -56,29 +86,40 @@ def judge(c: Comparison, against: str, minimum: float) -> Comparison:
     return c
 
 
-def sweep_row(k: int, vm: dict[str, dict], seq: dict[str, dict], default: str) -> dict:
-    """One K of a sweep from its vmapped and sequential records (variant label -> record):
-    images/s per configuration, and the vmapped default against the faster sequential."""
-    vm_rates = {conv: result_of(r, "images_per_s_per_config") for conv, r in vm.items()}
-    seq_rates = {conv: result_of(r, "images_per_s_per_config") for conv, r in seq.items()}
+def sweep_row(k: int, vm: dict[str, list[dict]], seq: dict[str, list[dict]], default: str) -> dict:
+    """One K of a sweep from its group and sequential records (variant label -> one record per
+    round): images/s per configuration (medians of the rounds), and the default group against
+    the faster sequential (the median of the per-round ratios, its spread beside it)."""
+    key = "images_per_s_per_config"
+    vm_rates = {conv: median(result_of(r, key) for r in recs) for conv, recs in vm.items()}
+    seq_rates = {conv: median(result_of(r, key) for r in recs) for conv, recs in seq.items()}
     ok = {conv: x for conv, x in seq_rates.items() if x}
     best_seq = max(ok, key=ok.get) if ok else default
     ok_vm = {conv: x for conv, x in vm_rates.items() if x}
     best_vm = max(ok_vm, key=ok_vm.get) if ok_vm else default
+    paired = paired_ratios(vm.get(default, []), seq.get(best_seq, []), key)
     row = {"k": k, "vmapped_per_config": vm_rates.get(default), "vmapped_conv": default,
            "sequential_per_config": ok.get(best_seq), "sequential_conv": best_seq,
            "vmapped_per_config_by_conv": vm_rates,
            "sequential_per_config_by_conv": seq_rates,
            "best_vmapped_conv": best_vm,
-           "peak_rss_mb": {"vmapped": vm[default].get("peak_rss_mb"),
-                           "sequential": seq[best_seq].get("peak_rss_mb"),
-                           "vmapped_by_conv": {c: r.get("peak_rss_mb") for c, r in vm.items()}},
-           "status": {**{f"vmapped/{c}": r["status"] for c, r in vm.items()},
-                      **{f"sequential/{c}": r["status"] for c, r in seq.items()}}}
-    row["ratio"] = ratio(row["vmapped_per_config"], row["sequential_per_config"])
+           "rounds": len(vm.get(default, [])),
+           "vmapped_per_config_spread": spread(result_of(r, key) for r in vm.get(default, [])),
+           "sequential_per_config_spread": spread(result_of(r, key) for r in seq.get(best_seq, [])),
+           "peak_rss_mb": {"vmapped": _peak(vm.get(default, [])),
+                           "sequential": _peak(seq.get(best_seq, [])),
+                           "vmapped_by_conv": {c: _peak(recs) for c, recs in vm.items()}},
+           "status": {**{f"vmapped/{c}": recs[-1]["status"] for c, recs in vm.items()},
+                      **{f"sequential/{c}": recs[-1]["status"] for c, recs in seq.items()}}}
+    row["ratio"] = median(paired) or ratio(row["vmapped_per_config"], row["sequential_per_config"])
+    row["ratio_spread"] = spread(paired)
     row["ratio_same_conv"] = ratio(row["vmapped_per_config"], seq_rates.get(default))
     row["ratio_best_vmapped"] = ratio(ok_vm.get(best_vm), row["sequential_per_config"])
     return row
+
+
+def _peak(recs: list[dict]) -> float | None:
+    return max((r["peak_rss_mb"] for r in recs if r.get("peak_rss_mb") is not None), default=None)
 
 
 def with_gflops(c: Comparison, ceiling: float | None) -> Comparison:
@@ -151,7 +192,9 @@ def summarize_loop(rec: dict, variant: str) -> dict:
 
 def summarize_targets(comparisons: list[Comparison], pipeline: dict, loop: dict | None = None) -> list[dict]:
     rows = [{"workload": c.workload, "against": c.target.against, "min": c.target.min,
-             "ratio": c.ratio, "met": c.target_met} for c in comparisons]
+             "ratio": c.ratio, "met": c.target_met,
+             "spread": getattr(c, c.target.ratio + "_spread")}
+            for c in comparisons]
     if loop is not None:
         rows.append({"workload": "light training loop", "against": "its own step (steps x step / epoch)",
                      "min": LOOP_TARGET, "ratio": loop["step_share"], "met": loop["target_met"]})

@@ -150,10 +150,10 @@ def test_summary_and_report_keys():
     from benchmarks.suite import parse_variant
     from benchmarks.summary import judge, summarize, summarize_targets, with_gflops
     assert parse_variant("xla+2dev") == ("xla", 2) and parse_variant("matmul") == ("matmul", None)
-    variants = {"ferjax": {"matmul": fake_record(120.0), "lax": fake_record(80.0)},
-                "torch": {"contiguous": fake_record(None, "missing"),
-                          "channels_last": fake_record(None, "missing")},
-                "keras": {"jit": fake_record(100.0), "nojit": fake_record(90.0)}}
+    variants = {"ferjax": {"matmul": [fake_record(120.0)], "lax": [fake_record(80.0)]},
+                "torch": {"contiguous": [fake_record(None, "missing")],
+                          "channels_last": [fake_record(None, "missing")]},
+                "keras": {"jit": [fake_record(100.0)], "nojit": [fake_record(90.0)]}}
     entry = Comparison(workload="light_train_b64", task="train", model="light", batch=64,
                        features="O", channels=1, ferjax_default_conv="matmul",
                        flops={"forward_flops_per_image": 1e7, "train_flops_per_image": 3e7},
@@ -162,6 +162,17 @@ def test_summary_and_report_keys():
     assert entry.best_peer == "keras" and entry.ratio_vs_best_peer == pytest.approx(1.2)
     assert entry.ratio_vs_torch is None and entry.target_met is None
     assert "torch" in entry.missing_peers
+    # three rounds: each rate the median of its rounds, the ratio the median of the
+    # per-round ratios (not the ratio of the medians), the kept variants' spreads beside them
+    rounds = {"ferjax": {"matmul": [fake_record(x) for x in (100.0, 200.0, 150.0)]},
+              "keras": {"jit": [fake_record(x) for x in (100.0, 180.0, 160.0)],
+                        "nojit": [fake_record(x) for x in (90.0, 90.0, 95.0)]}}
+    three = summarize(rounds, default={"ferjax": "matmul"})
+    assert three["images_per_s"] == {"ferjax": 150.0, "keras": 160.0} and three["rounds"] == 3
+    assert three["best_variant"]["keras"] == "jit" and three["best_peer"] == "keras"
+    assert three["ratio_vs_best_peer"] == pytest.approx(1.0)          # of 1.0, 200/180, 150/160
+    assert three["ratio_vs_best_peer_spread"] == pytest.approx([150 / 160, 200 / 180])
+    assert three["images_per_s_spread"]["ferjax"] == [100.0, 200.0]
     entry = with_gflops(entry, ceiling=100.0)
     assert entry.achieved_gflops["ferjax"] == pytest.approx(3.6)
     assert entry.fraction_of_ceiling["ferjax"] == pytest.approx(0.036)
@@ -254,6 +265,15 @@ def test_suite_plans_and_reports_with_stand_in_jobs(tmp_path, monkeypatch):
         assert positive(c["images_per_s"]["ferjax"]) and positive(c["ratio_vs_best_peer"])
         assert c["target"]["ratio"] in c and c["target_met"] in (True, False) and "profile" in c
     assert len(results["targets"]) == len(results["comparisons"]) + 2
+    # three rounds of every kept rate: ferjax's default and each peer variant once per round
+    # (the systems taking turns to go first), ferjax's other variants once
+    assert results["settings"]["rounds"] == 3 and all(c["rounds"] == 3 for c in results["comparisons"])
+    vgg = [(j["framework"], j["kwargs"].get("conv"), j.get("devices")) for j in results["jobs"]
+           if j["func"] == "train" and j["kwargs"]["model"] == "vgg13" and "profile_steps" not in j["kwargs"]]
+    assert vgg.count(("ferjax", "xla", 2)) == 3 and vgg.count(("ferjax", "matmul", None)) == 1
+    assert sum(fw == "torch" for fw, _, _ in vgg) == 6
+    firsts = [fw for i, (fw, _, _) in enumerate(vgg) if i == 0 or vgg[i - 1][0] != fw]
+    assert firsts[:3] == ["ferjax", "torch", "keras"] and firsts[3:6] == ["torch", "keras", "ferjax"]
     assert results["loop"]["step_share"] == pytest.approx(1 / 1.1) and results["loop"]["target_met"]
     assert (tmp_path / "jobs.jsonl").read_text().count("\n") == len(results["jobs"])
     md = markdown(results)
