@@ -141,7 +141,8 @@ class Suite:
         return {
             "suite": "ferjax benchmarks", "mode": self.mode, "started": started.isoformat(),
             "finished": finished.isoformat(), "duration_s": (finished - started).total_seconds(),
-            "settings": {k: v for k, v in self.cfg.items() if k != "workloads"} | {"workloads": self.workloads, "rounds": self.rounds},
+            "settings": {k: v for k, v in self.cfg.items() if k != "workloads"}
+            | {"workloads": self.workloads, "rounds": self.rounds},
             "machine": {"cpu": cpu_model(), "cores": cores(), "platform": platform.platform(),
                         "python": platform.python_version(), "load_average_start": load_start,
                         "cpu_busy_before_start": busy_start,

@@ -1,6 +1,7 @@
 """From job records to the suite's numbers: kept rates, ratios, targets met or missed."""
 from __future__ import annotations
 
+import statistics
 from dataclasses import replace
 
 from benchmarks.comparison import Comparison, Target
@@ -15,12 +16,10 @@ def ratio(a, b):
     return a / b if (a and b) else None
 
 
-def median(values):
-    ok = sorted(x for x in values if x)
-    if not ok:
-        return None
-    mid = len(ok) // 2
-    return ok[mid] if len(ok) % 2 else (ok[mid - 1] + ok[mid]) / 2
+def median(values) -> float | None:
+    """Of the rates measured (None and 0: a failed or missing measurement, left out)."""
+    ok = [x for x in values if x]
+    return statistics.median(ok) if ok else None
 
 
 def spread(values) -> list[float] | None:
