@@ -97,6 +97,14 @@ def test_lambda_sweep_writes_figure_3(tmp_path, capsys):
     assert lambda_sweep.main([*argv[:-1], str(out), "--lams", "0", "0.01", "0.1", "1", "--report-only"]) == 0
     lams = [(p["lam"], len(p["seeds"])) for p in json.loads((out / "lambda_sweep.json").read_text())["curves"]["O-L"]]
     assert lams == [(0.0, 2), (0.01, 2), (0.1, 1), (1.0, 2)]
+    # a run linked in from elsewhere (a table's run as a sweep's point) is published with the rest
+    point = out / "runs" / "light-O-L-seed0-O-L-lam0.1"
+    point.rename(tmp_path / "elsewhere")
+    point.symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    publish(out / "lambda_sweep.json", tmp_path / "published2", index, tmp_path)
+    assert (tmp_path / "published2" / "runs" / point.name).is_dir()
+    assert not (tmp_path / "published2" / "runs" / point.name).is_symlink()
+    assert list((tmp_path / "published2" / "runs" / point.name).rglob("summary.json"))
 
 
 def test_quick_table2_rows_learn_on_a_smaller_budget(tmp_path):

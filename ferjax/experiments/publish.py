@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -77,9 +78,10 @@ RECORD = ("summary.json", "metrics.jsonl")
 
 
 def publish_sweep(result_json: Path, dest: Path) -> None:
-    """A lambda sweep's table and figure, and the record of every finished run of its runs/."""
+    """A lambda sweep's table and figure, and the record of every finished run of its runs/,
+    also of runs linked in there (say a table's runs as its lambda-0 points)."""
     runs = result_json.parent / "runs"
-    folders = sorted(s.parent for s in runs.glob("**/summary.json"))
+    folders = sorted(Path(d) for d, _, files in os.walk(runs, followlinks=True) if "summary.json" in files)
     if not folders:
         raise FileNotFoundError(f"no run records (summary.json) under {runs}")
     dest.mkdir(parents=True, exist_ok=True)
