@@ -84,7 +84,6 @@ def _rates(r: dict) -> list[str]:
         ips, best = e["images_per_s"], e["best_variant"]
         g, frac = e.get("achieved_gflops", {}), e.get("fraction_of_ceiling", {})
         rss = e["peak_rss_mb"]
-
         spread = e.get("images_per_s_spread") or {}
 
         def peer(p):

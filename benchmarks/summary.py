@@ -16,6 +16,11 @@ def ratio(a, b):
     return a / b if (a and b) else None
 
 
+def rates_of(recs: list[dict], key: str = "images_per_s") -> list:
+    """One rate per round (None where that round's measurement failed)."""
+    return [result_of(r, key) for r in recs]
+
+
 def median(values) -> float | None:
     """Of the rates measured (None and 0: a failed or missing measurement, left out)."""
     ok = [x for x in values if x]
@@ -30,7 +35,7 @@ def spread(values) -> list[float] | None:
 def paired_ratios(a: list[dict], b: list[dict], key: str = "images_per_s") -> list[float]:
     """Round by round, a's rate over b's: both measured minutes apart, so a drift of the
     machine's speed moves both (rounds either failed are left out)."""
-    return [x for x in (ratio(result_of(ra, key), result_of(rb, key)) for ra, rb in zip(a, b)) if x]
+    return [x for x in map(ratio, rates_of(a, key), rates_of(b, key)) if x]
 
 
 def summarize(variants: dict[str, dict[str, list[dict]]], default: dict[str, str]) -> dict:
@@ -39,8 +44,8 @@ def summarize(variants: dict[str, dict[str, list[dict]]], default: dict[str, str
     A ratio is the median of the per-round ratios of the kept variants, its spread beside it."""
     rates, best, images, rss, missing, errors, kept_recs = {}, {}, {}, {}, {}, {}, {}
     for fw, by_variant in variants.items():
-        rates[fw] = {v: median(result_of(r, "images_per_s") for r in recs) for v, recs in by_variant.items()}
-        rss[fw] = {v: max(r["peak_rss_mb"] for r in ok) for v, recs in by_variant.items()
+        rates[fw] = {v: median(rates_of(recs)) for v, recs in by_variant.items()}
+        rss[fw] = {v: _peak(ok) for v, recs in by_variant.items()
                    if (ok := [r for r in recs if r["status"] == "ok"])}
         for v, recs in by_variant.items():
             for r in recs:
@@ -61,8 +66,7 @@ def summarize(variants: dict[str, dict[str, list[dict]]], default: dict[str, str
     against = {p: paired_ratios(kept_recs.get("ferjax", []), kept_recs[p]) for p in peers}
     return {"images_per_s": images, "variant_images_per_s": rates, "best_variant": best,
             "rounds": max((len(recs) for recs in kept_recs.values()), default=0),
-            "images_per_s_spread": {fw: spread(result_of(r, "images_per_s") for r in recs)
-                                    for fw, recs in kept_recs.items()},
+            "images_per_s_spread": {fw: spread(rates_of(recs)) for fw, recs in kept_recs.items()},
             "best_peer": best_peer,
             "ratio_vs_best_peer": median(against.get(best_peer, []))
             or ratio(images.get("ferjax"), peers.get(best_peer)),
@@ -90,8 +94,8 @@ def sweep_row(k: int, vm: dict[str, list[dict]], seq: dict[str, list[dict]], def
     round): images/s per configuration (medians of the rounds), and the default group against
     the faster sequential (the median of the per-round ratios, its spread beside it)."""
     key = "images_per_s_per_config"
-    vm_rates = {conv: median(result_of(r, key) for r in recs) for conv, recs in vm.items()}
-    seq_rates = {conv: median(result_of(r, key) for r in recs) for conv, recs in seq.items()}
+    vm_rates = {conv: median(rates_of(recs, key)) for conv, recs in vm.items()}
+    seq_rates = {conv: median(rates_of(recs, key)) for conv, recs in seq.items()}
     ok = {conv: x for conv, x in seq_rates.items() if x}
     best_seq = max(ok, key=ok.get) if ok else default
     ok_vm = {conv: x for conv, x in vm_rates.items() if x}
@@ -103,8 +107,8 @@ def sweep_row(k: int, vm: dict[str, list[dict]], seq: dict[str, list[dict]], def
            "sequential_per_config_by_conv": seq_rates,
            "best_vmapped_conv": best_vm,
            "rounds": len(vm.get(default, [])),
-           "vmapped_per_config_spread": spread(result_of(r, key) for r in vm.get(default, [])),
-           "sequential_per_config_spread": spread(result_of(r, key) for r in seq.get(best_seq, [])),
+           "vmapped_per_config_spread": spread(rates_of(vm.get(default, []), key)),
+           "sequential_per_config_spread": spread(rates_of(seq.get(best_seq, []), key)),
            "peak_rss_mb": {"vmapped": _peak(vm.get(default, [])),
                            "sequential": _peak(seq.get(best_seq, [])),
                            "vmapped_by_conv": {c: _peak(recs) for c, recs in vm.items()}},
