@@ -4,9 +4,9 @@ one malloc arena (`share_malloc_arena`, asked for by the inference commands), fo
 training the freed heap handed back after compiling (`release_freed_memory`), and for every
 command glibc's malloc on transparent huge pages (`restart_with_huge_pages`).
 
-XLA:CPU keeps about one core busy on these small convolutions, so a 2-core host trains
-the light model up to twice as fast as two devices with the batch split between them (data
-parallel, by the same Placement that spreads a sweep over GPUs; `--cpu-devices 0`). It is
+XLA:CPU can leave a core idle on these small convolutions, so two devices with the batch
+split between them (data parallel, by the same Placement that spreads a sweep over GPUs;
+`--cpu-devices 0`) can train the light model faster (README, "Fast on a CPU"). It is
 not the default: with two host devices a gradient all-reduce can wait forever for the other
 device (XLA: "This thread has been waiting for all reduce ... may be stuck"), seen on a
 loaded machine and, on 2026-12-01, in the main job's first epoch on an idle one.

@@ -2,30 +2,10 @@
 
 Nothing is downloaded: the cascades ship inside opencv-python (`cv2.data.haarcascades`).
 
-Default cascade: `haarcascade_frontalface_alt2`. Measured on the real photos available here
-(scaleFactor 1.1, minNeighbors 5, minSize 24):
-
-* grace_hopper.jpg (matplotlib's sample portrait) in 29 variants (mirror, in-plane roll
-  -25..+25 deg, perspective "turns", downscaling to a 35 px face, contrast, noise, a face
-  pasted in a larger scene): default 24/29, alt 24/29, alt2 24/29, alt_tree 1/29 found the
-  face; all three miss rolls beyond about 15-20 deg.
-* real FER2013 faces (FERPlus valid, upscaled x3 into a plain border; many are turned or
-  tilted): sample of 600: default 73.8%, alt 73.7%, alt2 75.3%, alt_tree 20%; a second
-  sample of 800: default 74.1%, alt2 73.3%. Recall is a draw between default and alt2, each
-  finding ~4% of faces the other misses (turned faces among them, either way).
-* six real images without faces (photos, screenshots, plots): default 2 false boxes, alt2 0;
-  stray extra boxes on the FER canvases: default 6, alt2 3.
-
-So alt2 matches default's recall with about half its false detections; the issue that
-prompted this reports a real portrait where alt2 found a slightly turned face that default
-missed (that photo is not available here, so it is not part of the measurement). alt_tree
-is too strict to be useful.
-
-Crop margin: FER2013 faces are cut about where a Haar cascade puts its box. On 227 real
-FER2013 faces that alt2 re-detected (as above), the 48x48 crop's side is a median 1.036
-times the detected box's side (IQR 0.97-1.10; default 1.032, alt 1.014), centred on the box
-(median offset < 0.5% of the side). So `MARGIN` is 0.02 of the side per side: a larger
-margin (0.2, say) would shrink the face to ~70% of what the model saw in training.
+Default cascade: `haarcascade_frontalface_alt2`, which found as many faces as the default
+cascade with about half its false detections; `MARGIN`: FER2013's crops are cut about where
+a Haar cascade puts its box, so the box is widened only slightly. Both were measured on
+real photos and FER2013 faces (README, "Face detection").
 
 A 48x48 input is already a FER2013-style face crop (the training data are tight 48x48
 crops) and is used as is, without detection: see `is_face_crop`.
