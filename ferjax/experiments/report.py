@@ -156,8 +156,9 @@ def figure_lambda(result: SweepResult, path: Path) -> None:
             ax.errorbar([p.lam for p in pts], avg, yerr=[avg - [p.min for p in pts], [p.max for p in pts] - avg],
                         marker="o", capsize=3, label=features, color=color)
         for base in (p for p in points if p.lam == 0):    # a log axis has no 0: the SL baseline as a line
-            ax.axhline(base.avg, linestyle="--", linewidth=1, color=color,
-                       label=f"{features}, lambda 0 (softmax alone)")
+            # dashes offset per feature set, so baselines that coincide show every colour
+            ax.axhline(base.avg, linestyle=(3 * k, (3, 6)), linewidth=1.2, color=color,
+                       label=f"{features}, lambda 0 (softmax alone): {base.avg:.2f}")
     if any(p.lam > 0 for points in result.curves.values() for p in points):
         ax.set_xscale("log")
     ax.set_xlabel("lambda (center-loss weight)")
