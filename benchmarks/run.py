@@ -28,8 +28,9 @@ What is measured (see results.md for the numbers and the notes):
 * the tf.data input pipeline (O and O-S-L) against the step's consumption rate, and the step
   fed by the pipeline (share of wall time spent waiting for a batch);
 * for every missed target, a per-op profile of ferjax's step (jax.profiler trace).
-Each kept rate is measured in 3 rounds, the systems taking turns (the median reported, the
-spread beside it; a ratio is the median of the per-round ratios). Within a measurement, the
+Each kept rate is measured in several rounds (`--rounds`), the systems taking turns (the
+median reported, the spread beside it; a ratio is the median of the per-round ratios).
+Within a measurement, the
 median of the timed steps after warm-up is reported (at least `steps` of them, more
 until they add up to 10 s (full) or 3 s (--quick)); the first step (compilation) apart.
 ferjax runs each step on one XLA CPU device and, as "<conv>+<n>dev", on the host split into
@@ -46,7 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import load_average  # noqa: E402
 from benchmarks.jobs import jsonable, worker  # noqa: E402
-from benchmarks.plan import WORKLOADS  # noqa: E402
+from benchmarks.plan import MODES, WORKLOADS  # noqa: E402
 from benchmarks.report import markdown, target_lines  # noqa: E402
 from benchmarks.suite import Suite  # noqa: E402
 
@@ -58,7 +59,8 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true", help="fewer workloads and steps")
     parser.add_argument("--smoke", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--rounds", type=int, default=None,
-                        help="measurements of each kept rate, the median reported (default: 3; smoke: 1)")
+                        help="measurements of each kept rate, the median reported (default: "
+                             f"{MODES['quick']['rounds']})")
     parser.add_argument("--only", nargs="+", choices=sorted(WORKLOADS), help="just these workloads")
     parser.add_argument("--profile", choices=("missed", "all", "none"), default="missed",
                         help="per-op profile of ferjax for workloads that miss their target (default)")
