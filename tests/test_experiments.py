@@ -225,3 +225,23 @@ def test_dropout_is_the_recipes_unless_given_and_reaches_every_row_config_and_th
         profile = resolve_profile(args, model)
         assert profile.dropout is dropout and profile.stated()["dropout"] is dropout, (argv, model)
         assert row_configs(TABLE2[5], model, profile, args, seed=0).model.dropout is dropout
+
+
+def test_the_seed_plan_gives_the_baseline_and_the_studys_best_row_three_seeds():
+    """paper and fast: 3 seeds of a table's baseline and of the study's best row, 2 of the
+    others (what issue #13 asks of Table II); --seeds N: N of every row; quick: 1."""
+    import argparse
+    from ferjax.experiments.common import add_arguments, anchor_rows, resolve_profile, seed_plan
+    from ferjax.experiments.paper import TABLE1
+    p = argparse.ArgumentParser()
+    add_arguments(p, "out")
+    fast = resolve_profile(p.parse_args(["--data", "d", "--profile", "fast"]), "light")
+    assert seed_plan(TABLE2, fast, anchor_rows(TABLE2)) == {
+        "base+SL": 3, "base+S+SL": 2, "base+L+SL": 2, "base+TL": 2, "base+S+TL": 3, "base+L+TL": 2}
+    paper = resolve_profile(p.parse_args(["--data", "d"]), "vgg13")
+    assert {r for r, n in seed_plan(TABLE1, paper, anchor_rows(TABLE1)).items() if n == 3} == {"O-SL", "O-L-TL"}
+    four = resolve_profile(p.parse_args(["--data", "d", "--profile", "fast", "--seeds", "4"]), "light")
+    assert set(seed_plan(TABLE2, four, anchor_rows(TABLE2)).values()) == {4}
+    quick = resolve_profile(p.parse_args([]), "light")
+    assert set(seed_plan(TABLE2, quick, anchor_rows(TABLE2)).values()) == {1}
+    assert set(seed_plan(TABLE2, fast).values()) == {2}      # a sweep's rows: no anchors

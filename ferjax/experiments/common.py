@@ -27,7 +27,8 @@ class Profile:
     name: str
     recipe: str                    # the training profile of ferjax/configs: paper or fast
     epochs: int
-    seeds: int
+    seeds: int                     # runs per row
+    anchor_seeds: int | None = None  # a table's baseline and the study's best row; None: seeds
     train_subset: int = 0          # > 0: a reduced run on that many training images
     valid_subset: int = 0          # > 0: best epoch chosen on that many validation images
     synthetic_per_class: int = 400
@@ -60,9 +61,10 @@ PROFILES = {
                                image_size=32, batch_size=16, batch_norm=True,
                                augment=False, dropout=False, learning_rate=1e-3)},
     # paper: the study's recipe and schedule (the FERPlus reference trainer: up to 100 epochs).
-    "paper": {m: Profile("paper", "paper", epochs=paper.EPOCHS, seeds=3) for m in MODEL_NAMES},
+    # Seeds: 2 per row, 3 for the two rows a table's comparisons lean on (`anchor_rows`).
+    "paper": {m: Profile("paper", "paper", epochs=paper.EPOCHS, seeds=2, anchor_seeds=3) for m in MODEL_NAMES},
     # fast: this project's time-to-accuracy recipe (ferjax/configs/fast.py).
-    "fast": {m: Profile("fast", "fast", epochs=fast.EPOCHS, seeds=3) for m in MODEL_NAMES},
+    "fast": {m: Profile("fast", "fast", epochs=fast.EPOCHS, seeds=2, anchor_seeds=3) for m in MODEL_NAMES},
 }
 
 
@@ -70,7 +72,9 @@ def add_arguments(p: argparse.ArgumentParser, default_out: str) -> None:
     p.add_argument("--data", default="synthetic", help="FERPlus folder, Kaggle-CSV folder, or 'synthetic'")
     p.add_argument("--profile", default=None, choices=sorted(PROFILES),
                    help="quick (default on synthetic data), paper (default on real data) or fast")
-    p.add_argument("--seeds", type=int, default=None, help="runs per row (overrides the profile)")
+    p.add_argument("--seeds", type=int, default=None,
+                   help="runs per row, every row (default: the profile's; paper and fast: 2, and 3 "
+                        "for a table's baseline and the study's best row)")
     p.add_argument("--epochs", type=int, default=None, help="epochs per run (overrides the profile)")
     p.add_argument("--train-subset", type=int, default=None, help="train on N images only (reduced)")
     p.add_argument("--valid-subset", type=int, default=None, help="validate on N images only (reduced)")
@@ -98,6 +102,7 @@ def setup_devices(args) -> None:
 def resolve_profile(args, model: str) -> Profile:
     base = PROFILES[args.profile or ("quick" if args.data == "synthetic" else "paper")][model]
     changes = {k: v for k, v in (("epochs", args.epochs), ("seeds", args.seeds),
+                                 ("anchor_seeds", args.seeds),
                                  ("train_subset", args.train_subset),
                                  ("valid_subset", args.valid_subset),
                                  ("synthetic_per_class", args.synthetic_per_class),
@@ -145,17 +150,33 @@ def row_configs(row: Row, model: str, profile: Profile, args, seed: int) -> RunC
         epochs=profile.epochs, seed=seed, data_seed=seed)
 
 
+def anchor_rows(rows) -> tuple[str, ...]:
+    """The rows a table's comparisons lean on: its baseline (the first row: O, softmax alone)
+    and the study's best row."""
+    best = max(rows, key=lambda r: r.paper_accuracy)
+    return tuple(dict.fromkeys((rows[0].name, best.name)))
+
+
+def seed_plan(rows, profile: Profile, anchors: tuple[str, ...] = ()) -> dict[str, int]:
+    """Runs per row: the profile's seeds, its anchor_seeds for the rows named in `anchors`."""
+    more = profile.anchor_seeds or profile.seeds
+    return {r.name: more if r.name in anchors else profile.seeds for r in rows}
+
+
 def run_rows(rows, model: str, profile: Profile, args, log=None,
-             all_rows=None) -> dict[str, list[dict]]:
+             all_rows=None, seeds: dict[str, int] | None = None) -> dict[str, list[dict]]:
     """Trains every (row, seed): one vmapped group per (seed, feature set), seed by seed, so
     that a table with more seeds reuses every group already trained; returns summaries by row.
     `all_rows`: the experiment's whole row list, when `rows` is a selection of it: a group
-    holding only some rows of its feature set trains in a folder named after them."""
+    holding only some rows of its feature set trains in a folder named after them. `seeds`:
+    runs per row (default: the profile's seeds for every row)."""
     log = log or (lambda msg: print(msg, flush=True))
+    seeds = seeds or seed_plan(rows, profile)
     groups: dict[tuple[int, str], list[Row]] = defaultdict(list)
-    for seed in range(profile.seeds):
+    for seed in range(max(seeds.values())):
         for row in rows:
-            groups[(seed, row.features)].append(row)
+            if seed < seeds[row.name]:
+                groups[(seed, row.features)].append(row)
     out: dict[str, list[dict]] = defaultdict(list)
     start, durations = time.time(), []
     runs = Path(args.out) / "runs"
@@ -249,13 +270,14 @@ def parameters(model: str, features: str, image_size: int, batch_norm: bool | No
 
 
 def provenance(summaries: dict[str, list[dict]], model: str, profile: Profile, title: str,
-               command: str, expected_rows: int) -> Provenance:
-    """What the finished runs were; the title says "partial" when rows or seeds are missing."""
+               command: str, seeds: dict[str, int]) -> Provenance:
+    """What the finished runs were; the title says "partial" when a row has fewer runs than
+    `seeds` (runs per row) plans."""
     runs = [s for rs in summaries.values() for s in rs]
     if not runs:
         raise ValueError("no finished runs to tabulate")
     counts = sorted({len(rs) for rs in summaries.values() if rs})
-    if sum(1 for rs in summaries.values() if rs) < expected_rows or counts != [profile.seeds]:
+    if any(len(summaries.get(name, [])) < n for name, n in seeds.items()):
         title = (title[:-1] + "; the finished runs only)" if title.endswith(")") and "(partial: " in title
                  else title + " (partial: the finished runs only)")
     first = runs[0]
@@ -281,7 +303,7 @@ def code_of(runs: list[dict]) -> str:
 
 
 def aggregate(rows, summaries: dict[str, list[dict]], model: str, profile: Profile,
-              title: str, command: str) -> TableResult:
+              title: str, command: str, seeds: dict[str, int]) -> TableResult:
     table = []
     for row in rows:
         runs = summaries.get(row.name, [])
@@ -300,7 +322,7 @@ def aggregate(rows, summaries: dict[str, list[dict]], model: str, profile: Profi
                                   light_layers_of(profile)),
             paper_accuracy=row.paper_accuracy, per_class=per_class))
     prov = provenance({r.name: summaries.get(r.name, []) for r in rows}, model, profile, title,
-                      command, len(rows))
+                      command, seeds)
     return TableResult(prov, tuple(table))
 
 
@@ -337,8 +359,9 @@ def table_main(table: str, argv: list[str] | None = None) -> int:
     command = command_line(table, argv, model, profile)
     announce(args, command)
     setup_devices(args)
-    summaries = run_rows(rows, model, profile, args, all_rows=all_rows)
-    result = aggregate(rows, summaries, model, profile, title, command)
+    seeds = seed_plan(rows, profile, anchor_rows(all_rows))
+    summaries = run_rows(rows, model, profile, args, all_rows=all_rows, seeds=seeds)
+    result = aggregate(rows, summaries, model, profile, title, command, seeds)
     if is_primary():           # one process of several writes the table and figures
         write_outputs(result, Path(args.out), table)
         print(markdown_table(result))

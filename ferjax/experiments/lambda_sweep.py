@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
                         for row in rows if row.features == fs and summaries.get(row.name))
               for fs in args.feature_sets}
     prov = common.provenance(summaries, args.model, profile, f"Figure 3: accuracy vs lambda ({args.model})",
-                             command, len(rows))
+                             command, common.seed_plan(rows, profile))
     result = SweepResult(prov, curves)
     if common.is_primary():    # one process of several writes the table and figure
         write_outputs(result, Path(args.out))
