@@ -89,11 +89,14 @@ def _run(workdir, epochs, devices=1):
     assert out.returncode == 0 and "TRAINED" in out.stdout, out.stderr[-2000:]
 
 
-def test_a_checkpoint_from_two_devices_evaluates_and_resumes_on_one(tmp_path, tiny):
+def test_a_checkpoint_from_two_devices_evaluates_predicts_and_resumes_on_one(tmp_path, tiny):
     _run(tmp_path / "w", 1, devices=2)                       # saved from a 2-device layout
     from ferjax.evaluate import evaluate
+    from ferjax.predict.predictor import Predictor
     result = evaluate(tmp_path / "w", split="valid")         # this process: 1 device
     assert result.scores.num_images > 0 and 0 <= result.scores.accuracy <= 100
+    probs = Predictor.from_checkpoint(tmp_path / "w").classify(np.zeros((3, 48, 48), np.uint8))
+    assert probs.shape == (3, 8) and np.allclose(probs.sum(axis=1), 1.0, atol=1e-5)
     train(cfg_for(2), tmp_path / "w", dataset=tiny, **quiet())   # resumed on 1 device
     assert latest_arrays(tmp_path / "w")[1]["epoch"] == 2
 
