@@ -105,6 +105,13 @@ def test_lambda_sweep_writes_figure_3(tmp_path, capsys):
     assert (tmp_path / "published2" / "runs" / point.name).is_dir()
     assert not (tmp_path / "published2" / "runs" / point.name).is_symlink()
     assert list((tmp_path / "published2" / "runs" / point.name).rglob("summary.json"))
+    # --keep: a named run's kept checkpoint too (what ships); an unknown name: a clear error first
+    publish(out / "lambda_sweep.json", tmp_path / "published2", index, tmp_path, keep=("O-L-lam1-seed1",))
+    kept = tmp_path / "published2" / "checkpoints" / "O-L-lam1-seed1"
+    assert (kept / "best").is_dir() and json.loads((kept / "summary.json").read_text())["config"]["seed"] == 1
+    with pytest.raises(FileNotFoundError, match="O-L-lam7-seed0"):
+        publish(out / "lambda_sweep.json", tmp_path / "published3", index, tmp_path, keep=("O-L-lam7-seed0",))
+    assert not (tmp_path / "published3").exists()
 
 
 def test_quick_table2_rows_learn_on_a_smaller_budget(tmp_path):

@@ -4,10 +4,12 @@ experiments/checkpoints.json so that `ferjax evaluate --checkpoint DIR` can scor
 every run's record (summary.json, metrics.jsonl) under runs/ in the layout of the experiment's
 own runs/ folder, so that the table can be made again from the repository alone
 (`--report-only --out DEST`), and more seeds trained onto it after a copy of runs/ to --out.
-A lambda sweep (Figure 3) publishes its table, figure and run records, no checkpoints.
+A lambda sweep (Figure 3) publishes its table, figure and run records, and the kept
+checkpoints of the runs named with --keep (say the one shipped).
 
     python -m ferjax.experiments.publish results/table2/table2.json experiments/table2_light_real
-    python -m ferjax.experiments.publish results/lambda_sweep/lambda_sweep.json experiments/NAME
+    python -m ferjax.experiments.publish results/lambda_sweep/lambda_sweep.json experiments/NAME \
+        --keep O-L-lam10-seed0
 """
 from __future__ import annotations
 
@@ -23,11 +25,11 @@ from ferjax.train.checkpoint import make_markers_portable
 
 
 def publish(result_json: Path, dest: Path, index: Path, repo_root: Path,
-            checkpoints: bool = True) -> dict:
+            checkpoints: bool = True, keep: tuple[str, ...] = ()) -> dict:
     """The entries of experiments/checkpoints.json, after this result's rows are added."""
     data = json.loads(result_json.read_text())
     if "curves" in data:
-        publish_sweep(result_json, dest)
+        publish_sweep(result_json, dest, keep)
         return json.loads(index.read_text()) if index.exists() else {}
     result = TableResult.from_json(data)
     prov = result.provenance
@@ -47,19 +49,8 @@ def publish(result_json: Path, dest: Path, index: Path, repo_root: Path,
     entries = json.loads(index.read_text()) if index.exists() else {}
     for row in result.rows if checkpoints else ():
         best = best_runs[row.row]
-        src = Path(row.checkpoints[best])
         target = dest / "checkpoints" / row.row
-        staged = target.with_name(target.name + ".publishing")   # whole before it replaces target
-        if staged.exists():
-            shutil.rmtree(staged)
-        shutil.copytree(src / "best", staged / "best")
-        make_markers_portable(staged / "best")
-        for name in RECORD:
-            if (src / name).exists():
-                shutil.copy2(src / name, staged / name)
-        if target.exists():
-            shutil.rmtree(target)
-        staged.rename(target)
+        keep_checkpoint(Path(row.checkpoints[best]), target)
         entries[row.row] = {
             "checkpoint": str(target.resolve().relative_to(repo_root.resolve())),
             "model": prov.model, **({"light_layers": prov.light_layers} if prov.light_layers else {}),
@@ -77,18 +68,43 @@ def publish(result_json: Path, dest: Path, index: Path, repo_root: Path,
 RECORD = ("summary.json", "metrics.jsonl")
 
 
-def publish_sweep(result_json: Path, dest: Path) -> None:
-    """A lambda sweep's table and figure, and the record of every finished run of its runs/,
-    also of runs linked in there (say a table's runs as its lambda-0 points)."""
+def keep_checkpoint(src: Path, target: Path) -> None:
+    """A run's kept checkpoint (best/, orbax's markers made portable) and its record, staged
+    whole beside target before it replaces it."""
+    staged = target.with_name(target.name + ".publishing")
+    if staged.exists():
+        shutil.rmtree(staged)
+    shutil.copytree(src / "best", staged / "best")
+    make_markers_portable(staged / "best")
+    for name in RECORD:
+        if (src / name).exists():
+            shutil.copy2(src / name, staged / name)
+    if target.exists():
+        shutil.rmtree(target)
+    staged.rename(target)
+
+
+def publish_sweep(result_json: Path, dest: Path, keep: tuple[str, ...] = ()) -> None:
+    """A lambda sweep's table and figure, the record of every finished run of its runs/, also
+    of runs linked in there (say a table's runs as its lambda-0 points), and the kept
+    checkpoint of each run named in `keep` (a run's name: `O-L-lam10-seed0`)."""
     runs = result_json.parent / "runs"
     folders = sorted(Path(d) for d, _, files in os.walk(runs, followlinks=True) if "summary.json" in files)
     if not folders:
         raise FileNotFoundError(f"no run records (summary.json) under {runs}")
+    named = {json.loads((f / "summary.json").read_text()).get("name", f.name): f for f in folders}
+    kept = {name: named.get(name) or next((f for f in folders if f.name == name), None) for name in keep}
+    missing = [n for n, f in kept.items() if f is None or not (f / "best").is_dir()]
+    if missing:      # before anything under dest is replaced
+        raise FileNotFoundError(f"--keep: no finished run with a kept checkpoint named {', '.join(missing)} "
+                                f"under {runs}")
     dest.mkdir(parents=True, exist_ok=True)
     for f in result_json.parent.glob(result_json.stem + "*"):
         shutil.copy2(f, dest / f.name)
     for folder in folders:
         copy_record(folder, dest / "runs" / folder.relative_to(runs))
+    for name, folder in kept.items():
+        keep_checkpoint(folder, dest / "checkpoints" / name)
 
 
 def run_record(run: str, runs: Path, dest: Path) -> tuple[Path, Path]:
@@ -122,8 +138,11 @@ def main(argv=None) -> int:
     p.add_argument("--index", type=Path, default=Path("experiments/checkpoints.json"))
     p.add_argument("--repo-root", type=Path, default=Path("."))
     p.add_argument("--no-checkpoints", action="store_true", help="copy the table and figures only")
+    p.add_argument("--keep", nargs="+", default=(), metavar="RUN",
+                   help="a lambda sweep: also the kept checkpoints of these runs (names like O-L-lam10-seed0)")
     args = p.parse_args(argv)
-    entries = publish(args.result, args.dest, args.index, args.repo_root, not args.no_checkpoints)
+    entries = publish(args.result, args.dest, args.index, args.repo_root, not args.no_checkpoints,
+                      tuple(args.keep))
     print(json.dumps(entries, indent=2))
     return 0
 
