@@ -143,7 +143,9 @@ def top_ops_from_trace(trace_dir: str, steps: int, top: int = 15, hlo_text: str 
     named as in the optimised HLO); Python-thread events and runtime bookkeeping (names with
     '::', '$...', 'PjitFunction') are dropped, except, given `hlo_text`, an event named after one
     of its instructions on whichever thread ran it (a CPU client may run a program on the
-    calling thread).
+    calling thread). An op XLA runs asynchronously (Eigen's convolutions) leaves a short event
+    where it starts and an 'end: <op>' event where it finishes: it counts from the one to the
+    other.
     """
     import collections
     import glob
@@ -161,15 +163,22 @@ def top_ops_from_trace(trace_dir: str, steps: int, top: int = 15, hlo_text: str 
             tids[(e.get("pid"), e.get("tid"))] = e.get("args", {}).get("name", "")
     index = hlo_index(hlo_text) if hlo_text else {}
     total, calls = collections.Counter(), collections.Counter()
-    for e in events:
-        if e.get("ph") != "X":
-            continue
+    started = collections.defaultdict(collections.deque)    # (pid, op) -> its events not yet ended
+    for e in sorted((e for e in events if e.get("ph") == "X"), key=lambda e: e.get("ts", 0)):
         name = e.get("name", "")
-        if name.startswith(("$", "end: ")) or "::" in name or "PjitFunction" in name \
+        if name.startswith("end: "):
+            waiting = started.get((e.get("pid"), name[5:]))
+            if waiting:
+                begun = waiting.popleft()
+                span = e.get("ts", 0) + e.get("dur", 0) - begun.get("ts", 0)
+                total[name[5:]] += max(0, span - begun.get("dur", 0))
+            continue
+        if name.startswith("$") or "::" in name or "PjitFunction" in name \
                 or (tids.get((e.get("pid"), e.get("tid")), "") == "python" and name not in index):
             continue
         total[name] += e.get("dur", 0)
         calls[name] += 1
+        started[(e.get("pid"), name)].append(e)
     busy = sum(total.values()) or 1
     ops = [{"op": k[:160], "ms_per_step": v / steps / 1000.0, "calls_per_step": calls[k] / steps,
             "share": v / busy, **index.get(k, {})} for k, v in total.most_common(top)]

@@ -212,7 +212,9 @@ def _profiles(r: dict) -> list[str]:
     if prof:
         L.append("\n## What bounds the missed targets (ferjax per-op profile)\n")
         L.append("Top ops of the compiled step by time (jax.profiler trace of XLA's compute "
-                 "threads; times are summed over threads, so they can exceed the wall step).")
+                 "threads; times are summed over threads, so they can exceed the wall step; an "
+                 "asynchronous op, as Eigen's convolutions are, counts from its start to its "
+                 "`end:` event, while other ops run beside it).")
         for e in prof:
             profiles = e["profile"]
             if "top_ops" in profiles or "what" in profiles:

@@ -423,3 +423,22 @@ def test_profile_counts_hlo_ops_on_the_calling_thread_and_drops_its_bookkeeping(
     p = top_ops_from_trace(str(tmp_path), steps=1, hlo_text=hlo)
     assert p["busy_ms_per_step"] == 4.0 and [o["op"] for o in p["top_ops"]] == ["fusion.1"]
     assert p["top_ops"][0]["shape"] == "f32[8]"
+
+
+def test_profile_counts_an_asynchronous_op_from_its_start_to_its_end_event(tmp_path):
+    """Eigen's convolutions run asynchronously: a 10 us start event, the work untraced, an
+    'end:' event 2 ms later. The op counts 2 ms, not 10 us."""
+    import gzip
+    from benchmarks.common import top_ops_from_trace
+    events = [{"ph": "M", "name": "thread_name", "pid": 1, "tid": 2, "args": {"name": "tf_XLAEigen/1"}},
+              {"ph": "X", "name": "convolution.3", "pid": 1, "tid": 2, "ts": 100, "dur": 10},
+              {"ph": "X", "name": "fusion.1", "pid": 1, "tid": 2, "ts": 120, "dur": 500},
+              {"ph": "X", "name": "end: fusion.1", "pid": 1, "tid": 2, "ts": 620, "dur": 0},
+              {"ph": "X", "name": "end: convolution.3", "pid": 1, "tid": 2, "ts": 2090, "dur": 10}]
+    (tmp_path / "t").mkdir()
+    with gzip.open(tmp_path / "t" / "x.trace.json.gz", "wt") as f:
+        json.dump({"traceEvents": events}, f)
+    p = top_ops_from_trace(str(tmp_path), steps=1)
+    ms = {o["op"]: o["ms_per_step"] for o in p["top_ops"]}
+    assert ms == {"convolution.3": 2.0, "fusion.1": 0.5}
+
